@@ -1,0 +1,1 @@
+"""content-resolver: settings, the composition root, and the ``resolver`` command line."""

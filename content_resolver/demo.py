@@ -1,0 +1,221 @@
+"""``resolver demo``: the whole path on the local stack, with a summary a person can check."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from content_resolver.settings import Settings
+from deploy.stack import LocalStack, http_ok
+
+TOPIC_WAIT_S = 30.0
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.stack.state_dir / "pids" / "worker.pid"
+
+
+def start_worker(
+    settings: Settings, log_name: str = "worker.log", env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    logs = settings.stack.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / log_name, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "content_resolver.cli", "worker"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    _pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    _pid_file(settings).write_text(str(proc.pid))
+    return proc
+
+
+def wait_worker_ready(settings: Settings, proc: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    url = f"http://127.0.0.1:{settings.worker.web_port}/health"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}; see {settings.stack.state_dir / 'logs'}")
+        if http_ok(url):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"worker not healthy after {timeout_s:.0f}s ({url})")
+
+
+def stop_worker(settings: Settings) -> None:
+    path = _pid_file(settings)
+    if not path.exists():
+        return
+    pid = int(path.read_text())
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    path.unlink(missing_ok=True)
+
+
+def reset_state(settings: Settings) -> None:
+    """Starts from empty topics, an empty index and no worker state."""
+    import asyncio
+
+    from inference.text_encoder import TEXT_DIM
+    from resolution.milvus_index import MilvusVectorIndex
+    from streams.kafka import delete_topics, ensure_topics, topic_names
+
+    w = settings.worker
+    stop_worker(settings)
+    names = [*topic_names(settings.kafka).all(), f"{w.app_id}-entity-state-changelog"]
+    delete_topics(settings.kafka, names)
+    deadline = time.monotonic() + TOPIC_WAIT_S
+    while True:
+        try:
+            ensure_topics(settings.kafka)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    index = MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token)
+    asyncio.run(index.drop())
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def collect_decisions(settings: Settings, event_ids: set[str], timeout_s: float) -> dict[str, dict]:
+    from streams.kafka import read_topic
+    from streams.topics import Schemas
+
+    schema = Schemas.load().decision
+    found: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not event_ids <= found.keys():
+        for rec in read_topic(settings.kafka, settings.kafka.decisions_topic, idle_timeout_s=2.0):
+            d = schema.decode(rec.value)
+            if d["event_id"] in event_ids:
+                found.setdefault(d["event_id"], d)
+        if not event_ids <= found.keys():
+            time.sleep(1.0)
+    return found
+
+
+def jaeger_has_trace(settings: Settings, trace_id: str, timeout_s: float = 20.0) -> bool:
+    url = f"{settings.worker.jaeger_query_url}/api/traces/{trace_id}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                data = json.load(resp)
+                if data.get("data"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def run_demo(settings: Settings, reset: bool = True) -> int:
+    from content_resolver.telemetry import tracer_provider
+    from evaluation.sample_catalogue import generate_catalogue
+    from streams.kafka import ensure_topics
+    from streams.producer import ContentProducer
+    from streams.topics import Schemas
+
+    started = time.monotonic()
+    stack = LocalStack(settings.stack)
+    stack.up()
+    if reset:
+        print("[demo] starting clean: empty topics, index and entity state")
+        reset_state(settings)
+    else:
+        ensure_topics(settings.kafka)
+    print("[demo] starting a resolver worker")
+    proc = start_worker(settings)
+    wait_worker_ready(settings, proc)
+
+    items, truth = generate_catalogue()
+    run = str(int(time.time()))
+    items = [type(i)(**{**i.__dict__, "event_id": f"{i.event_id}@{run}"}) for i in items]
+    tracing = tracer_provider("content-producer", settings.worker.otlp_endpoint)
+    producer = ContentProducer(settings.kafka, Schemas.load().content_event, tracing.get_tracer("demo"))
+    print(f"[demo] streaming {len(items)} sample content events into {settings.kafka.content_topic}")
+    t0 = time.time()
+    for _ in producer.stream(items):
+        pass
+    producer.flush()
+    tracing.force_flush()
+    ids = {i.event_id for i in items}
+    found = collect_decisions(settings, ids, timeout_s=180)
+    tracing.shutdown()
+
+    missing = ids - found.keys()
+    decisions = list(found.values())
+    latencies = [d["decided_at_ms"] - d["event_produced_at_ms"] for d in decisions]
+    span_s = max((d["decided_at_ms"] for d in decisions), default=t0 * 1000) / 1000 - t0
+    actions = Counter(d["action"] for d in decisions)
+    print()
+    print("=== content-resolver demo ===")
+    print(f"events produced      {len(items)}")
+    print(f"decisions received   {len(decisions)}  (missing: {len(missing)})")
+    print("decisions by type    " + ", ".join(f"{a}={n}" for a, n in sorted(actions.items())))
+    print(f"throughput           {len(decisions) / max(span_s, 1e-9):.1f} events/s (first produce to last decision)")
+    print(f"latency produce->decision  p50={percentile(latencies, 50):.0f} ms  p99={percentile(latencies, 99):.0f} ms")
+    _print_quality(found, items, truth)
+    print("\nexample decisions:")
+    by_id = {i.event_id: i for i in items}
+    shown = 0
+    for action in ("MERGE", "LINK", "NEW"):
+        for d in [d for d in decisions if d["action"] == action][:2]:
+            item = by_id[d["event_id"]]
+            rel = (
+                f" ({d['relation']} of {d['related_entity_id']})" if d.get("relation") and d["action"] == "LINK" else ""
+            )
+            who = ", ".join(item.artists)
+            print(f"  {d['action']:5s} {item.title!r} / {who} [{item.source}] -> {d['entity_id']}{rel}")
+            print(f"        confidence {d['confidence']:.2f}; {d['reason']}")
+            print(f"        trace {d['trace_id']}  {settings.worker.jaeger_query_url}/trace/{d['trace_id']}")
+            shown += 1
+    if decisions:
+        tid = decisions[0]["trace_id"]
+        ok = jaeger_has_trace(settings, tid)
+        print(f"\nJaeger API {settings.worker.jaeger_query_url}/api/traces/{tid}: {'found' if ok else 'NOT FOUND'}")
+    log = settings.stack.state_dir / "logs" / "worker.log"
+    print(f"\nThe stack and the worker are still running (worker log: {log}).")
+    print("Try: .venv/bin/resolver decisions --json | head; stop everything with: make down")
+    print(f"[demo] done in {time.monotonic() - started:.0f}s")
+    return 0 if not missing else 1
+
+
+def _print_quality(found: dict[str, dict], items: list, truth: dict) -> None:
+    from evaluation.metrics import pairwise_prf
+
+    pred = {}
+    gold = {}
+    for item in items:
+        d = found.get(item.event_id)
+        if d is None or item.content_id not in truth:
+            continue
+        pred[item.content_id] = d["entity_id"]
+        gold[item.content_id] = truth[item.content_id].entity_id
+    prf = pairwise_prf(pred, gold)
+    print(f"quality vs truth     pairwise P={prf.precision:.3f} R={prf.recall:.3f} F1={prf.f1:.3f} (same recording)")

@@ -1,0 +1,121 @@
+"""Typed configuration, read once from the environment by the composition root.
+
+Every port, path and limit lives here so that nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "content-resolver"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Where the local services live: ports, data folders, caches."""
+
+    state_dir: Path = REPO_ROOT / ".state"
+    cache_dir: Path = field(default_factory=_default_cache)
+    kafka_version: str = "4.1.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    triton_model_repository: Path = REPO_ROOT / "triton_models"
+    torch_threads: int = 1
+    milvus_port: int = 19530
+    jaeger_version: str = "v1.76.0"
+    jaeger_otlp_grpc_port: int = 4317
+    jaeger_otlp_http_port: int = 4318
+    jaeger_ui_port: int = 16686
+    start_timeout_s: float = 240.0
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = 3
+    content_topic: str = "content-events"
+    decisions_topic: str = "resolution-decisions"
+    dlq_topic: str = "content-events-dlq"
+    feedback_topic: str = "resolution-feedback"
+    # Security: empty means PLAINTEXT. SASL_SSL with SCRAM is configured by these.
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    app_id: str = "content-resolver"
+    web_port: int = 6066
+    batch_size: int = 64
+    batch_window_s: float = 0.05
+    max_title_chars: int = 1000
+    max_artists: int = 50
+    max_field_chars: int = 1000
+    max_duration_ms: int = 6 * 3600 * 1000
+    merge_threshold: float = 0.5
+    link_threshold: float = 0.5
+    candidates_k: int = 10
+    triton_url: str = "127.0.0.1:8001"
+    text_model: str = "text_encoder"
+    milvus_uri: str = "http://127.0.0.1:19530"
+    milvus_collection: str = "content_vectors"
+    milvus_token: str = ""
+    recent_window_s: float = 10.0
+    otlp_endpoint: str = "http://127.0.0.1:4317"
+    jaeger_query_url: str = "http://127.0.0.1:16686"
+    retry_max_s: float = 30.0
+    processing_guarantee: str = "at_least_once"
+    commit_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: StackSettings = field(default_factory=StackSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build from ``RESOLVER_<SECTION>_<FIELD>`` variables, plus a few well-known ones."""
+        env = dict(os.environ if env is None else env)
+        if "MILVUS_URI" in env:
+            env.setdefault("RESOLVER_WORKER_MILVUS_URI", env["MILVUS_URI"])
+        if "MILVUS_TOKEN" in env:
+            env.setdefault("RESOLVER_WORKER_MILVUS_TOKEN", env["MILVUS_TOKEN"])
+        if "KAFKA_BOOTSTRAP_SERVERS" in env:
+            env.setdefault("RESOLVER_KAFKA_BOOTSTRAP_SERVERS", env["KAFKA_BOOTSTRAP_SERVERS"])
+        if "TRITON_URL" in env:
+            env.setdefault("RESOLVER_WORKER_TRITON_URL", env["TRITON_URL"])
+        return cls(
+            stack=_section(StackSettings, "RESOLVER_STACK_", env),
+            kafka=_section(KafkaSettings, "RESOLVER_KAFKA_", env),
+            worker=_section(WorkerSettings, "RESOLVER_WORKER_", env),
+        )
+
+
+def _section(kind: type, prefix: str, env: dict[str, str]) -> Any:
+    hints = get_type_hints(kind)
+    values: dict[str, Any] = {}
+    for f in fields(kind):
+        raw = env.get(prefix + f.name.upper())
+        if raw is None:
+            continue
+        target = hints[f.name]
+        try:
+            values[f.name] = Path(raw) if target is Path else target(raw)
+        except ValueError as exc:
+            raise ValueError(f"{prefix}{f.name.upper()}={raw!r}: expected {target.__name__}") from exc
+    return kind(**values)

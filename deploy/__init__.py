@@ -1,0 +1,1 @@
+"""Starting the stack locally (Kafka, Triton, Milvus, Jaeger) as plain processes."""

@@ -1,0 +1,433 @@
+"""The local stack: Kafka (KRaft), Triton, Milvus and Jaeger as plain processes.
+
+``up`` is idempotent: a service already answering on its port is left alone. Each process
+gets a pid file and a log file under the state folder; on failure we say which service
+failed and where its log is. Heavy artefacts (Kafka jars, the Jaeger binary) are fetched or
+built once into the cache folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from content_resolver.settings import REPO_ROOT, StackSettings
+
+DEPLOY_DIR = Path(__file__).resolve().parent
+
+
+class StackError(RuntimeError):
+    def __init__(self, service: str, message: str, log: Path | None = None) -> None:
+        where = f" (log: {log})" if log else ""
+        super().__init__(f"{service}: {message}{where}")
+        self.service = service
+        self.log = log
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    command: Callable[[], list[str]]
+    prepare: Callable[[], None] = lambda: None
+    env: Callable[[], dict[str, str]] = dict
+    ready: Callable[[], bool] | None = None
+    cwd: Path | None = None
+    extra_ports: list[int] = field(default_factory=list)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return 200 <= resp.status < 300
+    except OSError:
+        return False
+
+
+def say(message: str) -> None:
+    print(f"[stack] {message}", flush=True)
+
+
+class LocalStack:
+    def __init__(self, settings: StackSettings, python: str = sys.executable) -> None:
+        self.s = settings
+        self.python = python
+        self.state = settings.state_dir
+        self.cache = settings.cache_dir
+        self.logs = self.state / "logs"
+        self.pids = self.state / "pids"
+        self.services = [self._kafka(), self._milvus(), self._jaeger(), self._triton()]
+
+    # ---- public verbs -------------------------------------------------------------------
+
+    def fetch(self) -> None:
+        """Fetch or build everything the services need, into the cache (slow only once)."""
+        self._kafka_jars()
+        self._jaeger_binary()
+        self._triton_backend_dir()
+
+    def up(self, only: list[str] | None = None) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.pids.mkdir(parents=True, exist_ok=True)
+        self.fetch()
+        chosen = [s for s in self.services if not only or s.name in only]
+        for svc in chosen:
+            if self._alive(svc) and self._is_ready(svc):
+                say(f"{svc.name}: already running on 127.0.0.1:{svc.port}")
+                continue
+            if port_open(svc.port):
+                raise StackError(svc.name, f"port {svc.port} is taken by another process", self._log(svc))
+            self._start(svc)
+        for svc in chosen:
+            self._wait(svc)
+
+    def down(self, only: list[str] | None = None) -> None:
+        for svc in reversed(self.services):
+            if only and svc.name not in only:
+                continue
+            self.stop(svc.name)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> None:
+        svc = self._service(name)
+        pid = self._pid(svc)
+        if pid is None:
+            return
+        say(f"{name}: stopping (pid {pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            say(f"{name}: did not stop in {timeout_s:.0f}s; killing")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        (self.pids / f"{name}.pid").unlink(missing_ok=True)
+
+    def start(self, name: str) -> None:
+        svc = self._service(name)
+        if not (self._alive(svc) and self._is_ready(svc)):
+            self._start(svc)
+        self._wait(svc)
+
+    def status(self) -> dict[str, str]:
+        out = {}
+        for svc in self.services:
+            alive = self._alive(svc)
+            ready = self._is_ready(svc)
+            state = "up" if ready else ("starting" if alive else "down")
+            out[svc.name] = f"{state} 127.0.0.1:{svc.port} (log: {self._log(svc)})"
+        return out
+
+    # ---- process plumbing ---------------------------------------------------------------
+
+    def _service(self, name: str) -> Service:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+    def _log(self, svc: Service) -> Path:
+        return self.logs / f"{svc.name}.log"
+
+    def _pid(self, svc: Service) -> int | None:
+        path = self.pids / f"{svc.name}.pid"
+        if not path.exists():
+            return None
+        try:
+            pid = int(path.read_text().strip())
+        except ValueError:
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def _alive(self, svc: Service) -> bool:
+        return self._pid(svc) is not None
+
+    def _is_ready(self, svc: Service) -> bool:
+        if svc.ready is not None:
+            return svc.ready()
+        return port_open(svc.port)
+
+    def _start(self, svc: Service) -> None:
+        svc.prepare()
+        log = open(self._log(svc), "ab")  # noqa: SIM115 - handed to the child
+        env = {**os.environ, **svc.env()}
+        say(f"{svc.name}: starting on 127.0.0.1:{svc.port}")
+        proc = subprocess.Popen(
+            svc.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=svc.cwd or self.state,
+            start_new_session=True,  # its own process group, so stop() reaches its children
+        )
+        (self.pids / f"{svc.name}.pid").write_text(str(proc.pid))
+
+    def _wait(self, svc: Service) -> None:
+        deadline = time.monotonic() + self.s.start_timeout_s
+        while time.monotonic() < deadline:
+            if self._is_ready(svc):
+                say(f"{svc.name}: ready")
+                return
+            if not self._alive(svc):
+                raise StackError(svc.name, "exited during start-up", self._log(svc))
+            time.sleep(0.5)
+        raise StackError(svc.name, f"not ready after {self.s.start_timeout_s:.0f}s", self._log(svc))
+
+    # ---- Kafka --------------------------------------------------------------------------
+
+    def _kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{self.s.kafka_version}" / "libs"
+
+    def _kafka_jars(self) -> None:
+        libs = self._kafka_libs()
+        marker = libs.parent / ".complete"
+        if marker.exists():
+            return
+        say(f"kafka: fetching Apache Kafka {self.s.kafka_version} jars from Maven Central into {libs}")
+        libs.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(DEPLOY_DIR / "kafka" / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-Dkafka.version={self.s.kafka_version}",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(
+                "kafka", f"Maven could not fetch the broker: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
+        marker.write_text("ok\n")
+
+    def _kafka_dirs(self) -> tuple[Path, Path]:
+        base = self.state / "kafka"
+        return base, base / "data"
+
+    def _kafka_prepare(self) -> None:
+        base, data = self._kafka_dirs()
+        base.mkdir(parents=True, exist_ok=True)
+        props = base / "server.properties"
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.s.kafka_controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.s.kafka_port},CONTROLLER://127.0.0.1:{self.s.kafka_controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.s.kafka_port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={data}",
+                    "num.partitions=3",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=4",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
+        if not (data / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cmd = [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise StackError("kafka", f"storage format failed: {result.stdout}{result.stderr}")
+
+    def _java(self) -> list[str]:
+        return [
+            "java",
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            f"-Dlog4j.configuration=file:{DEPLOY_DIR / 'kafka' / 'log4j.properties'}",
+            "-cp",
+            f"{self._kafka_libs()}/*",
+        ]
+
+    def _kafka(self) -> Service:
+        return Service(
+            name="kafka",
+            port=self.s.kafka_port,
+            prepare=self._kafka_prepare,
+            command=lambda: [*self._java(), "kafka.Kafka", str(self._kafka_dirs()[0] / "server.properties")],
+        )
+
+    # ---- Milvus -------------------------------------------------------------------------
+
+    def _milvus(self) -> Service:
+        data = self.state / "milvus"
+
+        def command() -> list[str]:
+            exe = Path(self.python).parent / "milvus-server"
+            return [str(exe), "--data", str(data), "--proxy-port", str(self.s.milvus_port)]
+
+        return Service(
+            name="milvus",
+            port=self.s.milvus_port,
+            command=command,
+            prepare=lambda: data.mkdir(parents=True, exist_ok=True),
+            ready=lambda: http_ok("http://127.0.0.1:9091/healthz") and port_open(self.s.milvus_port),
+        )
+
+    # ---- Jaeger -------------------------------------------------------------------------
+
+    def _jaeger_exe(self) -> Path:
+        return self.cache / f"jaeger-{self.s.jaeger_version}" / "jaeger"
+
+    def _jaeger_binary(self) -> None:
+        exe = self._jaeger_exe()
+        if exe.exists():
+            return
+        if shutil.which("go") is None:
+            raise StackError("jaeger", "Go is not installed: it is needed once to build Jaeger")
+        say(f"jaeger: building github.com/jaegertracing/jaeger/cmd/jaeger@{self.s.jaeger_version} (once; minutes)")
+        env = {**os.environ, "GOFLAGS": "-mod=mod"}
+        mod = f"github.com/jaegertracing/jaeger@{self.s.jaeger_version}"
+        result = subprocess.run(["go", "mod", "download", "-json", mod], capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise StackError("jaeger", f"go mod download failed: {result.stderr[-2000:]}")
+        import json
+
+        src_cache = Path(json.loads(result.stdout)["Dir"])
+        src = self.cache / f"jaeger-src-{self.s.jaeger_version}"
+        if not src.exists():
+            shutil.copytree(src_cache, src)
+            subprocess.run(["chmod", "-R", "u+w", str(src)], check=True)
+        # Built as the main module, so that Jaeger's own replace directives apply.
+        tmp = exe.with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        build = subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(tmp), "./cmd/jaeger"], cwd=src, env=env, text=True
+        )
+        if build.returncode != 0:
+            raise StackError("jaeger", "go build failed (see output above)")
+        tmp.rename(exe)
+
+    def _jaeger(self) -> Service:
+        return Service(
+            name="jaeger",
+            port=self.s.jaeger_ui_port,
+            command=lambda: [str(self._jaeger_exe()), "--config", str(DEPLOY_DIR / "jaeger" / "config.yaml")],
+            env=lambda: {
+                "JAEGER_UI_PORT": str(self.s.jaeger_ui_port),
+                "JAEGER_QUERY_GRPC_PORT": str(self.s.jaeger_ui_port - 1),
+                "JAEGER_OTLP_GRPC_PORT": str(self.s.jaeger_otlp_grpc_port),
+                "JAEGER_OTLP_HTTP_PORT": str(self.s.jaeger_otlp_http_port),
+                "JAEGER_HEALTH_PORT": str(self.s.jaeger_ui_port + 1000),
+            },
+            ready=lambda: (
+                http_ok(f"http://127.0.0.1:{self.s.jaeger_ui_port}/api/services")
+                and port_open(self.s.jaeger_otlp_grpc_port)
+            ),
+        )
+
+    # ---- Triton -------------------------------------------------------------------------
+
+    def _site_packages(self) -> Path:
+        return Path(sysconfig.get_paths()["purelib"])
+
+    def _triton_root(self) -> Path:
+        import pytriton
+
+        return Path(pytriton.__file__).resolve().parent / "tritonserver"
+
+    def _triton_backend_dir(self) -> None:
+        # The python backend looks for its stub next to libtriton_python.so; the wheel ships the
+        # stubs per Python version elsewhere. Same folder depth, so the stub's rpath still holds.
+        root = self._triton_root()
+        ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+        stub = root / "python_backend_stubs" / ver / "triton_python_backend_stub"
+        target = root / "backends" / "python" / "triton_python_backend_stub"
+        if not target.exists():
+            shutil.copy2(stub, target)
+
+    def _triton(self) -> Service:
+        def command() -> list[str]:
+            root = self._triton_root()
+            return [
+                str(root / "bin" / "tritonserver"),
+                f"--model-repository={self.s.triton_model_repository}",
+                f"--backend-directory={root / 'backends'}",
+                f"--cache-directory={root / 'caches'}",
+                f"--http-port={self.s.triton_http_port}",
+                f"--grpc-port={self.s.triton_grpc_port}",
+                f"--metrics-port={self.s.triton_metrics_port}",
+                "--http-address=127.0.0.1",
+                "--grpc-address=127.0.0.1",
+                "--metrics-address=127.0.0.1",
+                "--disable-auto-complete-config",
+                "--log-verbose=0",
+                "--exit-timeout-secs=10",
+            ]
+
+        def env() -> dict[str, str]:
+            venv_bin = str(Path(self.python).parent)
+            libdir = sysconfig.get_config_var("LIBDIR") or ""
+            return {
+                "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+                # Otherwise the stub loads Debian's libpython, which breaks on this interpreter.
+                "LD_LIBRARY_PATH": f"{libdir}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+                "PYTHONPATH": f"{REPO_ROOT}:{self._site_packages()}",
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "OMP_NUM_THREADS": str(self.s.torch_threads),
+                "MKL_NUM_THREADS": str(self.s.torch_threads),
+                "RESOLVER_TORCH_THREADS": str(self.s.torch_threads),
+                "TOKENIZERS_PARALLELISM": "false",
+            }
+
+        return Service(
+            name="triton",
+            port=self.s.triton_grpc_port,
+            command=command,
+            env=env,
+            ready=lambda: http_ok(f"http://127.0.0.1:{self.s.triton_http_port}/v2/health/ready"),
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,1 @@
+"""Golden datasets, metrics and the synthetic demo catalogue used to measure the resolver."""

@@ -1,0 +1,1 @@
+"""Encoders, the Triton client, and matcher training."""

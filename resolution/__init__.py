@@ -1,0 +1,1 @@
+"""The resolution core: normalisation, candidates, matching, the decision policy, entity state."""

@@ -1,0 +1,218 @@
+"""Candidate generation: ANN neighbours plus exact keys, with a recent-writes overlay.
+
+The vector index is searched with relaxed (Bounded) consistency, so rows written in the last
+few seconds may be invisible to it. Every row written is also kept here, in memory, for the
+staleness window and searched exactly, so that an item is always compared with the ones that
+arrived just before it, including earlier items of its own batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from resolution.model import Candidate
+
+
+@dataclass(frozen=True)
+class IndexedRow:
+    """What the vector index stores per content item."""
+
+    content_id: str
+    entity_id: str
+    work_id: str
+    vector: np.ndarray
+    title_key: str
+    isrc: str
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexHit:
+    row: IndexedRow
+    similarity: float
+
+
+class VectorIndex(Protocol):
+    """A store of item vectors with metadata: Milvus in the stream, in memory for offline runs."""
+
+    async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]: ...
+
+    async def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]: ...
+
+    async def upsert(self, rows: list[IndexedRow]) -> None: ...
+
+
+class InMemoryVectorIndex:
+    """Exact search over every row: the reference index for evaluation and unit tests."""
+
+    def __init__(self, dim: int) -> None:
+        self._dim = dim
+        self._rows: dict[str, IndexedRow] = {}
+        self._order: list[str] = []
+        self._matrix = np.zeros((0, dim), dtype=np.float32)
+        self._dirty = False
+        self._by_title: dict[str, set[str]] = {}
+        self._by_isrc: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+        return self.search_now(vectors, k)
+
+    def search_now(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+        if not self._rows or len(vectors) == 0:
+            return [[] for _ in range(len(vectors))]
+        if self._dirty:
+            self._matrix = np.stack([self._rows[c].vector for c in self._order]).astype(np.float32)
+            self._dirty = False
+        sims = vectors.astype(np.float32) @ self._matrix.T
+        k = min(k, sims.shape[1])
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        out: list[list[IndexHit]] = []
+        for qi, idx in enumerate(top):
+            order = idx[np.argsort(-sims[qi, idx])]
+            out.append([IndexHit(self._rows[self._order[j]], float(sims[qi, j])) for j in order])
+        return out
+
+    async def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]:
+        return self.lookup_keys_now(title_keys, isrcs)
+
+    def lookup_keys_now(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]:
+        ids: set[str] = set()
+        for key in title_keys:
+            ids |= self._by_title.get(key, set())
+        for isrc in isrcs:
+            if isrc:
+                ids |= self._by_isrc.get(isrc, set())
+        return [self._rows[c] for c in sorted(ids)]
+
+    async def upsert(self, rows: list[IndexedRow]) -> None:
+        self.upsert_now(rows)
+
+    def upsert_now(self, rows: list[IndexedRow]) -> None:
+        for row in rows:
+            old = self._rows.get(row.content_id)
+            if old is None:
+                self._order.append(row.content_id)
+            else:
+                self._by_title.get(old.title_key, set()).discard(row.content_id)
+                self._by_isrc.get(old.isrc, set()).discard(row.content_id)
+            self._rows[row.content_id] = row
+            self._by_title.setdefault(row.title_key, set()).add(row.content_id)
+            if row.isrc:
+                self._by_isrc.setdefault(row.isrc, set()).add(row.content_id)
+            self._dirty = True
+
+    def remove(self, content_ids: list[str]) -> None:
+        for cid in content_ids:
+            row = self._rows.pop(cid, None)
+            if row is None:
+                continue
+            self._order.remove(cid)
+            self._by_title.get(row.title_key, set()).discard(cid)
+            self._by_isrc.get(row.isrc, set()).discard(cid)
+            self._dirty = True
+
+
+class RecentWrites:
+    """Rows written within the index's staleness window, searched exactly."""
+
+    def __init__(self, dim: int, window_s: float, clock: Any = time.monotonic) -> None:
+        self._window_s = window_s
+        self._clock = clock
+        self._written: OrderedDict[str, float] = OrderedDict()
+        self._index = InMemoryVectorIndex(dim)
+
+    def add(self, rows: list[IndexedRow]) -> None:
+        now = self._clock()
+        for row in rows:
+            self._written.pop(row.content_id, None)
+            self._written[row.content_id] = now
+        self._index.upsert_now(rows)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        stale = []
+        for cid, at in self._written.items():
+            if now - at <= self._window_s:
+                break
+            stale.append(cid)
+        for cid in stale:
+            del self._written[cid]
+        self._index.remove(stale)
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+        self._expire(self._clock())
+        return self._index.search_now(vectors, k)
+
+    def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]:
+        return self._index.lookup_keys_now(title_keys, isrcs)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class CandidateFinder:
+    """Finds, for each item of a batch, the known items it may be the same as or related to."""
+
+    def __init__(self, index: VectorIndex, k: int, recent_window_s: float, dim: int) -> None:
+        self._index = index
+        self._k = k
+        self._recent = RecentWrites(dim, recent_window_s)
+
+    @property
+    def index(self) -> VectorIndex:
+        return self._index
+
+    async def prefetch(self, vectors: np.ndarray, title_keys: list[str], isrcs: list[str]) -> list[list[Candidate]]:
+        """One ANN search and one key lookup for the whole batch (the expensive, remote part)."""
+        ann = await self._index.search(vectors, self._k)
+        keyed = await self._index.lookup_keys(title_keys, isrcs)
+        out: list[list[Candidate]] = []
+        for qi, hits in enumerate(ann):
+            found = {h.row.content_id: _candidate(h.row, h.similarity, "ann") for h in hits}
+            for row in keyed:
+                matches = row.title_key == title_keys[qi] or (isrcs[qi] and row.isrc == isrcs[qi])
+                if matches and row.content_id not in found:
+                    sim = float(np.dot(vectors[qi], row.vector))
+                    found[row.content_id] = _candidate(row, sim, "key")
+            out.append(list(found.values()))
+        return out
+
+    def complete(
+        self, prefetched: list[Candidate], vector: np.ndarray, title_key: str, isrc: str, exclude: str
+    ) -> list[Candidate]:
+        """Adds the recent writes (including this batch's earlier items) to one item's candidates.
+
+        Recent rows win over index rows: they carry the newest entity assignment.
+        """
+        found = {c.content_id: c for c in prefetched}
+        for hit in self._recent.search(vector[None, :], self._k)[0]:
+            found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
+        for row in self._recent.lookup_keys([title_key], [isrc]):
+            found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
+        found.pop(exclude, None)
+        return sorted(found.values(), key=lambda c: -c.similarity)
+
+    def remember(self, rows: list[IndexedRow]) -> None:
+        self._recent.add(rows)
+
+    async def write(self, rows: list[IndexedRow]) -> None:
+        await self._index.upsert(rows)
+
+
+def _candidate(row: IndexedRow, similarity: float, via: str) -> Candidate:
+    return Candidate(
+        content_id=row.content_id,
+        entity_id=row.entity_id,
+        work_id=row.work_id,
+        similarity=similarity,
+        meta=row.meta,
+        via=via,
+    )

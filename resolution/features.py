@@ -1,0 +1,94 @@
+"""Comparison signals for a pair of items: what the matcher scores and what a decision explains.
+
+One function computes them for the worker, for training and for evaluation, so the learned
+matcher always sees the same features it was trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from resolution.normalise import VERSION_TAGS, NormalisedItem
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "text_cosine",
+    "title_ratio",
+    "title_token_set",
+    "title_partial",
+    "title_equal",
+    "artist_ratio",
+    "artist_token_set",
+    "artist_known",
+    "artist_overlap",
+    "release_ratio",
+    "release_known",
+    "duration_diff_s",
+    "duration_known",
+    "duration_close",
+    "year_diff",
+    "year_known",
+    "isrc_equal",
+    "isrc_conflict",
+    "version_tags_differ",
+    "one_is_version",
+    "both_version_same_tags",
+    "one_is_video",
+    "both_video",
+    "same_source",
+    "language_conflict",
+)
+
+
+def _ratio(a: str, b: str, scorer: object = fuzz.ratio) -> float:
+    if not a or not b:
+        return 0.0
+    return float(scorer(a, b)) / 100.0  # type: ignore[operator]
+
+
+def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> dict[str, float]:
+    """Named, bounded signals; every value is a float so it can travel in a decision."""
+    artists_a = " ".join(a.artists)
+    artists_b = " ".join(b.artists)
+    artist_known = float(bool(artists_a) and bool(artists_b))
+    set_a = set(a.artists) | set(a.featured)
+    set_b = set(b.artists) | set(b.featured)
+    overlap = len(set_a & set_b) / max(1, min(len(set_a), len(set_b))) if set_a and set_b else 0.0
+    duration_known = float(bool(a.duration_ms) and bool(b.duration_ms))
+    duration_diff = abs((a.duration_ms or 0) - (b.duration_ms or 0)) / 1000.0 if duration_known else 0.0
+    year_known = float(bool(a.year) and bool(b.year))
+    version_a = a.tags & VERSION_TAGS
+    version_b = b.tags & VERSION_TAGS
+    video_a = a.version_class == "video"
+    video_b = b.version_class == "video"
+    return {
+        "text_cosine": float(text_cosine),
+        "title_ratio": _ratio(a.title_core, b.title_core),
+        "title_token_set": _ratio(a.title_core, b.title_core, fuzz.token_set_ratio),
+        "title_partial": _ratio(a.title_core, b.title_core, fuzz.partial_ratio),
+        "title_equal": float(bool(a.title_core) and a.title_core == b.title_core),
+        "artist_ratio": _ratio(artists_a, artists_b),
+        "artist_token_set": _ratio(artists_a, artists_b, fuzz.token_set_ratio),
+        "artist_known": artist_known,
+        "artist_overlap": float(overlap),
+        "release_ratio": _ratio(a.release, b.release, fuzz.token_set_ratio),
+        "release_known": float(bool(a.release) and bool(b.release)),
+        "duration_diff_s": min(duration_diff, 600.0),
+        "duration_known": duration_known,
+        "duration_close": float(duration_known and duration_diff <= 3.0),
+        "year_diff": float(min(abs((a.year or 0) - (b.year or 0)), 50)) if year_known else 0.0,
+        "year_known": year_known,
+        "isrc_equal": float(bool(a.isrc) and a.isrc == b.isrc),
+        "isrc_conflict": float(bool(a.isrc) and bool(b.isrc) and a.isrc != b.isrc),
+        "version_tags_differ": float(version_a != version_b),
+        "one_is_version": float(bool(version_a) != bool(version_b)),
+        "both_version_same_tags": float(bool(version_a) and version_a == version_b),
+        "one_is_video": float(video_a != video_b),
+        "both_video": float(video_a and video_b),
+        "same_source": float(bool(a.source) and a.source == b.source),
+        "language_conflict": float(bool(a.language) and bool(b.language) and a.language != b.language),
+    }
+
+
+def feature_vector(signals: dict[str, float]) -> np.ndarray:
+    return np.array([signals[name] for name in FEATURE_NAMES], dtype=np.float32)

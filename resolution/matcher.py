@@ -1,0 +1,77 @@
+"""Pair scoring: how likely two items are the same recording, a version, or a video of it.
+
+``PairScorer`` is what the resolver calls, once per batch. ``RuleScorer`` is the transparent
+baseline that needs no trained model; the learned matcher (``inference``) implements the same
+protocol, served by Triton or run in-process.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from resolution.features import pair_signals
+from resolution.model import Relation
+from resolution.normalise import NormalisedItem
+
+RELATIONS: tuple[str, ...] = (Relation.SAME.value, Relation.VERSION_OF.value, Relation.VIDEO_OF.value, "none")
+
+
+@dataclass(frozen=True)
+class PairInput:
+    left: NormalisedItem
+    right: NormalisedItem
+    text_cosine: float
+
+
+@dataclass(frozen=True)
+class PairScore:
+    probabilities: dict[str, float]
+    signals: dict[str, float]
+
+    @property
+    def best_relation(self) -> str:
+        return max(RELATIONS[:3], key=lambda r: self.probabilities[r])
+
+
+class PairScorer(Protocol):
+    model_version: str
+
+    async def score(self, pairs: list[PairInput]) -> list[PairScore]: ...
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+class RuleScorer:
+    """Hand-set weights over the comparison signals: the baseline before a model is trained."""
+
+    model_version = "rules-1"
+
+    async def score(self, pairs: list[PairInput]) -> list[PairScore]:
+        return [self.score_one(p) for p in pairs]
+
+    def score_one(self, pair: PairInput) -> PairScore:
+        s = pair_signals(pair.left, pair.right, pair.text_cosine)
+        title = max(s["title_token_set"], s["title_ratio"])
+        artist = max(s["artist_token_set"], s["artist_overlap"]) if s["artist_known"] else 0.7
+        duration_penalty = 0.0
+        if s["duration_known"]:
+            duration_penalty = min(s["duration_diff_s"], 60.0) / 10.0
+        identity = 6.0 * title + 4.0 * artist + 3.0 * s["text_cosine"] - 10.5 - duration_penalty
+        identity += 6.0 * s["isrc_equal"] - 6.0 * s["isrc_conflict"]
+        same_work = _sigmoid(8.0 * title + 2.0 * s["text_cosine"] - 7.5)
+        distinct_form = max(s["version_tags_differ"], s["one_is_video"])
+        p_identity = _sigmoid(identity)
+        p_same = p_identity * (1.0 - distinct_form)
+        p_video = same_work * s["one_is_video"] * _sigmoid(4.0 * artist - 2.0)
+        # A cover (other artist) or a tagged version of the same work.
+        cover = same_work * (1.0 - artist) * (1.0 - s["one_is_video"])
+        p_version = max(same_work * s["version_tags_differ"] * (1.0 - s["one_is_video"]), cover * 0.9)
+        p_version = min(p_version, 1.0 - p_same)
+        p_video = min(p_video, 1.0 - p_same - p_version)
+        p_none = max(0.0, 1.0 - p_same - p_version - p_video)
+        probs = {"same": p_same, "version_of": p_version, "video_of": p_video, "none": p_none}
+        return PairScore(probabilities=probs, signals=s)

@@ -1,0 +1,226 @@
+"""Resolves a batch of content items: the same code runs in the worker and in evaluation.
+
+Per batch: one encoder call, one index search, one scorer call; then items are decided in
+arrival order, so each item is also compared with the batch's earlier items.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from resolution.candidates import CandidateFinder, IndexedRow
+from resolution.entities import EntityStore
+from resolution.matcher import PairInput, PairScorer
+from resolution.model import Action, Candidate, ContentItem, Decision, Relation, ScoredCandidate, stable_id
+from resolution.normalise import NormalisedItem, normalise
+from resolution.policy import DecisionPolicy
+
+
+class TextEncoder(Protocol):
+    model_version: str
+
+    async def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised rows."""
+        ...
+
+
+@dataclass
+class BatchResult:
+    decisions: list[Decision]
+    duplicates: list[ContentItem]
+    stages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    candidates_considered: int = 0
+
+
+class StageClock:
+    """Wall-clock start and end of each stage, so the caller can emit spans and metrics."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, tuple[int, int]] = {}
+        self._open: tuple[str, int] | None = None
+
+    def start(self, name: str) -> None:
+        self.stop()
+        self._open = (name, time.time_ns())
+
+    def stop(self) -> None:
+        if self._open is not None:
+            name, start = self._open
+            self.stages[name] = (start, time.time_ns())
+            self._open = None
+
+
+class BatchResolver:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        finder: CandidateFinder,
+        scorer: PairScorer,
+        policy: DecisionPolicy,
+        store: EntityStore,
+        max_candidates: int = 10,
+    ) -> None:
+        self._encoder = encoder
+        self._finder = finder
+        self._scorer = scorer
+        self._policy = policy
+        self._store = store
+        self._max_candidates = max_candidates
+
+    @property
+    def model_version(self) -> str:
+        return f"{self._encoder.model_version}+{self._scorer.model_version}"
+
+    async def resolve(self, items: list[ContentItem]) -> BatchResult:
+        clock = StageClock()
+        fresh: list[ContentItem] = []
+        duplicates: list[ContentItem] = []
+        seen: set[str] = set()
+        for item in items:
+            if item.event_id in seen or self._store.decision_for(item.event_id) is not None:
+                duplicates.append(item)
+            else:
+                seen.add(item.event_id)
+                fresh.append(item)
+        if not fresh:
+            return BatchResult([], duplicates)
+
+        clock.start("normalise")
+        norms = [normalise(i) for i in fresh]
+        clock.start("embed")
+        vectors = await self._encoder.encode([n.embed_text for n in norms])
+        clock.start("search")
+        keys = [n.title_key for n in norms]
+        isrcs = [n.isrc or "" for n in norms]
+        prefetched = await self._finder.prefetch(vectors, keys, isrcs)
+
+        clock.start("score")
+        per_item = self._gather(norms, vectors, prefetched)
+        pairs = [PairInput(norms[i], _meta_item(c), c.similarity) for i, cands in enumerate(per_item) for c in cands]
+        scores = await self._scorer.score(pairs) if pairs else []
+
+        clock.start("decide")
+        decisions: list[Decision] = []
+        rows: list[IndexedRow] = []
+        cursor = 0
+        considered = 0
+        for i, item in enumerate(fresh):
+            cands = per_item[i]
+            scored = []
+            for cand in cands:
+                s = scores[cursor]
+                cursor += 1
+                entity = self._store.entity_of(cand.content_id) or cand.entity_id
+                work = self._store.work_of(entity) or cand.work_id
+                current = Candidate(cand.content_id, entity, work, cand.similarity, cand.meta, cand.via)
+                relation = Relation(s.best_relation)
+                scored.append(
+                    ScoredCandidate(current, relation, s.probabilities[relation.value], s.probabilities, s.signals)
+                )
+            considered += len(scored)
+            decision = self._decide(item, norms[i], scored)
+            self._store.apply(decision, decision.decision_id)
+            decisions.append(decision)
+            rows.append(
+                IndexedRow(
+                    content_id=item.content_id,
+                    entity_id=decision.entity_id,
+                    work_id=decision.work_id,
+                    vector=vectors[i],
+                    title_key=norms[i].title_key,
+                    isrc=norms[i].isrc or "",
+                    meta=norms[i].to_meta(),
+                )
+            )
+            self._finder.remember([rows[-1]])
+
+        clock.start("index")
+        await self._finder.write(rows)
+        clock.stop()
+        return BatchResult(decisions, duplicates, clock.stages, considered)
+
+    def _gather(
+        self, norms: list[NormalisedItem], vectors: np.ndarray, prefetched: list[list[Candidate]]
+    ) -> list[list[Candidate]]:
+        """Each item's candidates: index hits, recent writes and the batch's earlier items."""
+        batch_sims = vectors @ vectors.T
+        out: list[list[Candidate]] = []
+        for i, norm in enumerate(norms):
+            found = {
+                c.content_id: c
+                for c in self._finder.complete(
+                    prefetched[i], vectors[i], norm.title_key, norm.isrc or "", norm.content_id
+                )
+            }
+            earlier = sorted(range(i), key=lambda j: -batch_sims[i, j])
+            for j in earlier:
+                other = norms[j]
+                if other.content_id == norm.content_id:
+                    continue
+                close = len(found) < self._max_candidates or batch_sims[i, j] > min(
+                    c.similarity for c in found.values()
+                )
+                keyed = other.title_key == norm.title_key or (norm.isrc and other.isrc == norm.isrc)
+                if close or keyed:
+                    # Entity filled in at decision time, when the earlier item has been decided.
+                    found[other.content_id] = Candidate(
+                        other.content_id, "", "", float(batch_sims[i, j]), other.to_meta(), "batch"
+                    )
+            keyed_first = sorted(found.values(), key=lambda c: (c.via != "key", -c.similarity))
+            keep = [c for c in keyed_first if c.via == "key"]
+            rest = [c for c in keyed_first if c.via != "key"][: max(0, self._max_candidates - len(keep))]
+            out.append(keep + rest)
+        return out
+
+    def _decide(self, item: ContentItem, norm: NormalisedItem, scored: list[ScoredCandidate]) -> Decision:
+        known = self._store.entity_of(item.content_id)
+        ranked = tuple(sorted(scored, key=lambda c: -c.score))
+        if known is not None:
+            # A re-delivery of a content id we already hold under a new event id.
+            return Decision(
+                event_id=item.event_id,
+                content_id=item.content_id,
+                action=Action.MERGE,
+                entity_id=known,
+                work_id=self._store.work_of(known) or known,
+                confidence=1.0,
+                relation=Relation.SAME,
+                candidates=ranked,
+                reason="content id already resolved",
+            )
+        outcome = self._policy.decide(scored)
+        target = outcome.target
+        signals = dict(target.signals) if target else {}
+        if outcome.action is Action.MERGE and target is not None:
+            entity_id = target.candidate.entity_id
+            work_id = target.candidate.work_id or entity_id
+            related = None
+        elif outcome.action is Action.LINK and target is not None:
+            entity_id = stable_id("ent", item.content_id)
+            related = target.candidate.entity_id
+            work_id = target.candidate.work_id or related
+        else:
+            entity_id = stable_id("ent", item.content_id)
+            work_id = stable_id("work", item.content_id)
+            related = None
+        return Decision(
+            event_id=item.event_id,
+            content_id=item.content_id,
+            action=outcome.action,
+            entity_id=entity_id,
+            work_id=work_id,
+            confidence=float(outcome.confidence),
+            related_entity_id=related,
+            relation=outcome.relation if outcome.action is not Action.NEW else None,
+            candidates=ranked,
+            signals=signals,
+            reason=outcome.reason,
+        )
+
+
+def _meta_item(candidate: Candidate) -> NormalisedItem:
+    return NormalisedItem.from_meta(candidate.meta)

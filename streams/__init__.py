@@ -1,0 +1,1 @@
+"""Kafka side of the resolver: topics and schemas, the Faust app, producers and readers."""

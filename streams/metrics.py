@@ -1,0 +1,46 @@
+"""Prometheus metrics of one worker, in its own registry (served on the worker's /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ResolverMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter("resolver_events_in_total", "Content events consumed", registry=r)
+        self.decisions = Counter("resolver_decisions_total", "Decisions produced", ["action"], registry=r)
+        self.dead_letters = Counter("resolver_dead_letters_total", "Events sent to the DLQ", ["reason"], registry=r)
+        self.duplicates = Counter("resolver_duplicate_events_total", "Re-delivered event ids skipped", registry=r)
+        self.retries = Counter(
+            "resolver_dependency_retries_total", "Retried dependency calls", ["dependency"], registry=r
+        )
+        self.errors = Counter("resolver_dependency_errors_total", "Failed dependency calls", ["dependency"], registry=r)
+        self.stage_seconds = Histogram(
+            "resolver_stage_seconds", "Time per batch stage", ["stage"], buckets=STAGE_BUCKETS, registry=r
+        )
+        self.latency_seconds = Histogram(
+            "resolver_event_latency_seconds", "Produce-to-decision latency", buckets=STAGE_BUCKETS, registry=r
+        )
+        self.batch_size = Histogram(
+            "resolver_batch_size", "Events per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r
+        )
+        self.candidates = Histogram(
+            "resolver_candidates_per_event", "Candidates scored per event", buckets=(0, 1, 2, 5, 10, 20, 50), registry=r
+        )
+        self.score = Histogram(
+            "resolver_top_score",
+            "Best candidate score per decision",
+            ["action"],
+            buckets=tuple(i / 20 for i in range(21)),
+            registry=r,
+        )
+        self.consumer_lag = Gauge("resolver_consumer_lag", "Messages behind the log end", ["partition"], registry=r)
+        self.healthy = Gauge("resolver_healthy", "1 when every dependency answers", registry=r)
+        self.healthy.set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
