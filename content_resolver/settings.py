@@ -77,8 +77,9 @@ class WorkerSettings:
     otlp_endpoint: str = "http://127.0.0.1:4317"
     jaeger_query_url: str = "http://127.0.0.1:16686"
     retry_max_s: float = 30.0
-    processing_guarantee: str = "at_least_once"
     commit_interval_s: float = 1.0
+    # How soon a dead worker's partitions move to another: short, so a crash costs seconds.
+    session_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,16 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from inference.text_encoder import TEXT_MODEL_VERSION
+from resolution.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class TritonUnavailable(RuntimeError):
+class TritonUnavailable(DependencyUnavailable):
     """Triton did not answer within the retry budget."""
+
+    dependency = "triton"
 
 
 class TritonTextEncoder:

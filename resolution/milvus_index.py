@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 
 from resolution.candidates import IndexedRow, IndexHit
+from resolution.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
 
-class MilvusUnavailable(RuntimeError):
+class MilvusUnavailable(DependencyUnavailable):
     """Milvus did not answer within the retry budget."""
+
+    dependency = "milvus"
 
 
 def _quote(values: list[str]) -> str:

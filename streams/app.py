@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import weakref
@@ -10,14 +11,19 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaError, KafkaException
 from faust.streams import _current_event
 from faust.web import Request, Response, View
 
 from content_resolver.settings import Settings
 from resolution.entities import EntityStore
+from resolution.errors import DependencyUnavailable
 from streams.handler import EventBatchHandler, EventScope, InboundMessage, OutboundRecord
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
+from streams.recovery import DecisionLogCatchUp, marker_key
+from streams.state import StagedTable
+from streams.topics import Schemas
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +75,7 @@ def create_app(
         w.app_id,
         broker=[f"kafka://{server}" for server in k.bootstrap_servers.split(",")],
         broker_credentials=faust_broker_credentials(settings),
-        processing_guarantee=w.processing_guarantee,
+        processing_guarantee="at_least_once",
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
@@ -81,22 +87,118 @@ def create_app(
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=w.commit_interval_s,
+        broker_session_timeout=w.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, w.session_timeout_s / 4),
+        broker_request_timeout=max(40.0, w.session_timeout_s * 2),
         stream_buffer_maxsize=max(w.batch_size * 4, 256),
         producer_linger=0.005,
         autodiscover=False,
     )
     content = app.topic(names.content, key_type=bytes, value_type=bytes, partitions=k.partitions)
-    table: MutableMapping[str, Any] = app.Table(
-        "entity-state", default=None, partitions=k.partitions, key_type=str, value_type=None
-    )
-    scope = EventScope(_as_current_event)
-    handler = build_handler(EntityStore(table, scope.scope), scope)
+    table: MutableMapping[str, Any] = app.Table("entity-state", default=None, partitions=k.partitions)
+    staged = StagedTable(table)
+    scope = EventScope(staged.writing_for)
+    handler = build_handler(EntityStore(staged, scope.scope), scope)
+    catch_up = DecisionLogCatchUp(k, Schemas.load().decision)
     out_topics = {name: app.topic(name, key_type=bytes, value_type=bytes) for name in (names.decisions, names.dlq)}
+    status: dict[str, Any] = {"degraded": {}, "batches": 0, "recovered_decisions": 0}
 
-    async def send(records: list[OutboundRecord]) -> None:
-        futures = [await out_topics[r.topic].send(key=r.key, value=r.value, headers=r.headers) for r in records]
-        for fut in futures:
-            await fut
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        catch_up.forget()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        catch_up.forget()
+
+    async def send(records: list[OutboundRecord]) -> list[int]:
+        """Sends all records and waits for every acknowledgement; failed ones are sent again,
+        so a batch is never half-published and never acknowledged before its decisions."""
+        offsets: list[int | None] = [None] * len(records)
+        delay = 0.2
+        while True:
+            pending = [i for i, off in enumerate(offsets) if off is None]
+            if not pending:
+                return [int(o) for o in offsets if o is not None]
+            futures = []
+            for i in pending:
+                r = records[i]
+                futures.append(
+                    await out_topics[r.topic].send(key=r.key, value=r.value, headers=r.headers, partition=r.partition)
+                )
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            failed = 0
+            for i, result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed += 1
+                else:
+                    offsets[i] = result.offset
+            if failed:
+                metrics.retries.labels("kafka").inc(failed)
+                status["degraded"]["kafka"] = f"{failed} sends failed; retrying"
+                log.warning("%d of %d sends failed; retrying in %.1fs", failed, len(pending), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                status["degraded"].pop("kafka", None)
+
+    def anchors(events: list[Any]) -> dict[int, Any]:
+        """One event per source partition: the current event under which its state is written."""
+        out: dict[int, Any] = {}
+        for e in events:
+            out.setdefault(e.message.partition, e)
+        return out
+
+    async def process(events: list[Any], messages: list[InboundMessage]) -> None:
+        by_partition = anchors(events)
+
+        def under_partition(partition: int | None) -> Any:
+            return _as_current_event(by_partition.get(partition) if partition is not None else events[0])
+
+        delay = 0.5
+        while True:
+            try:
+                for partition in sorted(by_partition):
+                    with staged.writing_for(partition):
+                        replay_store = EntityStore(staged)
+                        status["recovered_decisions"] += await catch_up.ensure(
+                            partition, replay_store, staged.get, staged.__setitem__
+                        )
+                ends = await handler.handle(messages, send)
+                for partition, end in ends.items():
+                    with staged.writing_for(partition):
+                        staged[marker_key(partition)] = end
+                staged.flush(under_partition)
+                status["degraded"].pop("processing", None)
+                for dep in ("triton", "milvus"):
+                    status["degraded"].pop(dep, None)
+                status["batches"] += 1
+                return
+            except DependencyUnavailable as exc:
+                staged.discard()
+                metrics.errors.labels(exc.dependency).inc()
+                status["degraded"][exc.dependency] = str(exc)[:300]
+                log.warning("batch held: %s unavailable (%s); retrying in %.1fs", exc.dependency, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except (KafkaError, KafkaException) as exc:
+                staged.discard()
+                metrics.errors.labels("kafka").inc()
+                status["degraded"]["kafka"] = str(exc)[:300]
+                log.warning("batch held: Kafka error (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception as exc:  # a defect or an input nobody foresaw: isolate it, keep going
+                staged.discard()
+                log.exception("batch of %d failed; retrying one message at a time", len(messages))
+                if len(messages) == 1:
+                    status["degraded"]["processing"] = repr(exc)[:300]
+                    await handler.reject(messages[0], "processing_error", f"{type(exc).__name__}: {exc}", send)
+                    staged.flush(under_partition)
+                    return
+                for event, message in zip(events, messages, strict=True):
+                    await process([event], [message])
+                return
 
     @app.agent(content, name="resolve")
     async def resolve(stream: faust.StreamT) -> None:
@@ -110,22 +212,34 @@ def create_app(
                     partition=e.message.partition,
                     offset=e.message.offset,
                     timestamp_ms=int((e.message.timestamp or 0) * 1000),
-                    source=e,
                 )
                 for e in events
             ]
-            await handler.handle(messages, send)
+            # Faust acknowledges the taken events once this body returns, whatever happened:
+            # process() only returns when every event has a decision or a dead letter.
+            await process(list(events), messages)
 
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             return self.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
 
+    @app.page("/state")
+    class State(View):
+        """The whole entity state of this worker (for audits and the replay check); not for hot paths."""
+
+        async def get(self, request: Request) -> Response:
+            body = {str(key): value for key, value in table.items() if not str(key).startswith("o:")}
+            return self.json(body)
+
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            status = await health() if health is not None else {"healthy": True}
-            return self.json(status, status=200 if status.get("healthy") else 503)
+            live = await health() if health is not None else {"healthy": True}
+            healthy = bool(live.get("healthy")) and not status["degraded"]
+            metrics.healthy.set(1 if healthy else 0)
+            body = {**live, **status, "healthy": healthy}
+            return self.json(body, status=200 if healthy else 503)
 
     @app.page("/entity/{entity_id}")
     class Entity(View):

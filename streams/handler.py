@@ -31,21 +31,22 @@ class InboundMessage:
     partition: int
     offset: int
     timestamp_ms: int
-    source: Any = None  # the framework's event object, for state writes
 
 
 class EventScope:
-    """Maps each event id of the batch in flight to its source message, for state writes."""
+    """Which source partition each event id of the batch in flight came from.
 
-    def __init__(self, activate: Callable[[Any], AbstractContextManager[Any]]) -> None:
-        self._activate = activate
-        self._sources: dict[str, Any] = {}
+    State writes are tagged with it, so that they land in that partition's changelog."""
 
-    def bind(self, sources: dict[str, Any]) -> None:
-        self._sources = sources
+    def __init__(self, tag: Callable[[int | None], AbstractContextManager[Any]]) -> None:
+        self._tag = tag
+        self._partitions: dict[str, int] = {}
+
+    def bind(self, partitions: dict[str, int]) -> None:
+        self._partitions = partitions
 
     def scope(self, event_id: str) -> AbstractContextManager[Any]:
-        return self._activate(self._sources.get(event_id))
+        return self._tag(self._partitions.get(event_id))
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,13 @@ class OutboundRecord:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+    # The source event's partition: decisions of content partition p go to partition p, so one
+    # partition of the decisions topic replays the state of one partition of content events.
+    partition: int
 
 
-Send = Callable[[list[OutboundRecord]], Awaitable[None]]
+# Sends every record and returns, in order, the offset each was written at.
+Send = Callable[[list[OutboundRecord]], Awaitable[list[int]]]
 
 STAGES = ("normalise", "embed", "search", "score", "decide", "index")
 
@@ -112,8 +117,10 @@ class EventBatchHandler:
         self._tracer = tracer
         self._metrics = metrics
 
-    async def handle(self, messages: list[InboundMessage], send: Send) -> None:
-        """Decides every valid message and dead-letters the rest; ``send`` is awaited once."""
+    async def handle(self, messages: list[InboundMessage], send: Send) -> dict[int, int]:
+        """Decides every valid message and dead-letters the rest; ``send`` is awaited once.
+
+        Returns, per source partition, the decisions-topic offset after its last decision."""
         m = self._metrics
         m.events_in.inc(len(messages))
         m.batch_size.observe(len(messages))
@@ -134,7 +141,7 @@ class EventBatchHandler:
             produced_at.setdefault(item.event_id, item.produced_at_ms)
         consume_end = time.time_ns()
         if self._scope is not None:
-            self._scope.bind({eid: msg.source for eid, msg in origin.items()})
+            self._scope.bind({eid: msg.partition for eid, msg in origin.items()})
 
         with self._tracer.start_as_current_span(
             "resolve-batch", kind=SpanKind.INTERNAL, attributes={"batch.size": len(messages)}
@@ -179,21 +186,35 @@ class EventBatchHandler:
                     self._tracer.start_span(stage, context=ctx, start_time=start).end(end_time=end)
             record = decision_record(decision, model_version, trace_id_hex(span), produced_at[decision.event_id])
             value = self._schemas.decision.encode(record)
-            out.append(OutboundRecord(self._topics.decisions, decision.content_id.encode(), value, inject_headers(ctx)))
+            out.append(
+                OutboundRecord(
+                    self._topics.decisions, decision.content_id.encode(), value, inject_headers(ctx), msg.partition
+                )
+            )
             spans.append((span, ctx, decision))
             m.decisions.labels(decision.action.value).inc()
             top = max((c.score for c in decision.candidates), default=0.0)
             m.score.labels(decision.action.value).observe(top)
 
         produce_start = time.time_ns()
-        await send(out)
+        offsets = await send(out)
         produce_end = time.time_ns()
+        ends: dict[int, int] = {}
+        for record, offset in zip(out, offsets, strict=True):
+            if record.topic == self._topics.decisions:
+                ends[record.partition] = max(ends.get(record.partition, 0), offset + 1)
         now_ms = time.time() * 1000
         for span, ctx, decision in spans:
             self._tracer.start_span("produce", context=ctx, start_time=produce_start).end(end_time=produce_end)
             span.end(end_time=produce_end)
             if produced_at[decision.event_id] > 0:
                 m.latency_seconds.observe(max(0.0, now_ms - produced_at[decision.event_id]) / 1000)
+        return ends
+
+    async def reject(self, msg: InboundMessage, reason: str, detail: str, send: Send) -> None:
+        """Dead-letters one message that could not be processed for a reason other than its shape."""
+        self._metrics.dead_letters.labels(reason).inc()
+        await send([self._dead_letter(msg, InvalidEvent(reason, detail))])
 
     def _dead_letter(self, msg: InboundMessage, exc: InvalidEvent) -> OutboundRecord:
         record = {
@@ -207,4 +228,6 @@ class EventBatchHandler:
             "failed_at_ms": int(time.time() * 1000),
         }
         key = f"{msg.topic}:{msg.partition}:{msg.offset}".encode()
-        return OutboundRecord(self._topics.dlq, key, self._schemas.dead_letter.encode(record), list(msg.headers))
+        return OutboundRecord(
+            self._topics.dlq, key, self._schemas.dead_letter.encode(record), list(msg.headers), msg.partition
+        )

@@ -111,4 +111,4 @@ class TopicNames:
 
 
 CONTENT_KINDS = ("recording", "music_video", "live_video", "lyric_video", "other")
-ACTIONS = ("MERGE", "LINK", "NEW", "SPLIT", "REASSIGN")
+ACTIONS = ("MERGE", "LINK", "NEW", "SPLIT", "REASSIGN", "CONSTRAIN")
