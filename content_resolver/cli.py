@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from content_resolver.settings import Settings
+from content_resolver.settings import REPO_ROOT, Settings
 
 
 def _items_from(args: argparse.Namespace) -> Iterator:
@@ -113,6 +113,141 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, reset=not args.keep)
 
 
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from evaluation.evaluate import ResolverConfig, evaluate_command, summary_lines
+    from evaluation.report import write_report
+    from inference.matcher_model import latest_version_dir, load_local_scorer
+    from resolution.matcher import RuleScorer
+    from resolution.policy import Thresholds
+
+    w = settings.worker
+    model_dir = (
+        Path(args.model) if args.model else latest_version_dir(settings.stack.triton_model_repository / "matcher")
+    )
+    loaded = load_local_scorer(model_dir)
+    if args.model and loaded is None:
+        print(f"[evaluate] no model in {args.model}", file=sys.stderr)
+        return 1
+    scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
+    config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s)
+    results = evaluate_command(
+        Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles
+    )
+    for result in results:
+        print("\n".join(summary_lines(result.metrics)))
+    metrics = results[0].metrics if len(results) == 1 else [r.metrics for r in results]
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if args.report:
+        write_report(Path(args.report), results)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from inference.training import TrainConfig, train_command
+
+    model = train_command(
+        [Path(d) for d in args.dataset], Path(args.out), REPO_ROOT / ".cache", TrainConfig(seed=args.seed)
+    )
+    t = model.thresholds
+    print(f"[train] {model.version} -> {args.out} (merge >= {t.merge:.2f}, link >= {t.link:.2f})")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from content_resolver.telemetry import tracer_provider
+    from streams.feedback import new_feedback, send_feedback
+    from streams.topics import Schemas
+
+    for verdict in ("same", "different", "version_of", "video_of"):
+        pair = getattr(args, verdict)
+        if pair:
+            break
+    fb = new_feedback(pair[0], pair[1], verdict, args.curator, args.note)
+    tracing = tracer_provider("curator-feedback", settings.worker.otlp_endpoint)
+    traces = send_feedback(
+        settings.kafka, Schemas.load().feedback, tracing.get_tracer("content_resolver.feedback"), [fb], args.title
+    )
+    tracing.shutdown()
+    print(
+        f"[feedback] {fb.feedback_id}: {fb.left} {verdict} {fb.right} "
+        f"-> {settings.kafka.feedback_topic} trace={traces[0]}"
+    )
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.replay import rebuild_and_compare
+
+    report = rebuild_and_compare(settings, args.worker_url)
+    print(
+        f"[rebuild] {report.decisions} decisions replayed -> {report.rebuilt_keys} state keys, "
+        f"{report.entities} live entities; worker state has {report.live_keys} keys"
+    )
+    for line in report.examples:
+        print(f"  differs: {line}")
+    print(f"[rebuild] {'EQUAL' if report.differing == 0 else f'{report.differing} keys DIFFER'}")
+    return 0 if report.differing == 0 else 1
+
+
+def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
+    from resolution.entities import EntityStore, rebuild_state
+    from streams.replay import decision_records, fetch_json, worker_url
+
+    if args.replay:
+        record = EntityStore(rebuild_state(decision_records(settings))).describe(args.entity_id)
+    else:
+        import urllib.error
+
+        try:
+            record = fetch_json(f"{args.worker_url or worker_url(settings)}/entity/{args.entity_id}")
+        except urllib.error.HTTPError as exc:
+            record = None if exc.code == 404 else {"error": str(exc)}
+    if record is None:
+        print(f"[entity] unknown entity {args.entity_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(record, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks.suite import BenchOptions, format_table, run_bench, write_json
+
+    if args.encoder_quality:
+        from benchmarks.encoder import quality_against_reference
+        from benchmarks.milvus_indexes import real_texts
+
+        texts = real_texts(Path(args.encoder_quality))[:3000]
+        quality = {p: quality_against_reference(texts, p, settings.stack.torch_threads) for p in ("bf16", "int8")}
+        print(json.dumps(quality, indent=2))
+        if args.json:
+            write_json(Path(args.json), quality)
+        return 0
+    if args.milvus:
+        from benchmarks.milvus_indexes import run_index_study
+
+        study = run_index_study(settings, [int(n) for n in args.milvus.split(",")], Path(args.dataset_root))
+        if args.json:
+            write_json(Path(args.json), study)
+        return 0
+    options = BenchOptions(
+        events=args.events,
+        dataset=Path(args.dataset) if args.dataset else None,
+        soak_minutes=args.soak or 0.0,
+    )
+    result, phases, rss = run_bench(settings, options)
+    table = format_table(result)
+    print("\n" + table)
+    if args.json:
+        write_json(Path(args.json), result)
+    if args.report:
+        from benchmarks.report import write_report
+
+        write_report(Path(args.report), result, table, phases, rss)
+        print(f"[bench] report: {args.report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="resolver", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
@@ -138,6 +273,54 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", action="store_true")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_decisions)
+
+    s = sub.add_parser("evaluate", help="replay a labelled dataset through the resolution code, offline")
+    s.add_argument("--dataset", required=True, help="a folder in the layout of ../shared/data")
+    s.add_argument("--model", help="a matcher model version folder (default: the shipped triton_models/matcher)")
+    s.add_argument("--split", default="valid", choices=["train", "valid", "test", "all"])
+    s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
+    s.add_argument("--json", help="write the metrics (fractions) to this file")
+    s.add_argument("--report", help="write an HTML report with plots and the worst errors")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("train", help="train the matcher; thresholds picked on the tune portion")
+    s.add_argument("--dataset", required=True, action="append", help="a dataset folder; repeat for several")
+    s.add_argument("--out", required=True, help="the model version folder to write, e.g. triton_models/matcher/1")
+    s.add_argument("--seed", type=int, default=13)
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("feedback", help="send a curator's verdict on two content ids to resolution-feedback")
+    verdicts = s.add_mutually_exclusive_group(required=True)
+    for verdict in ("same", "different", "version_of", "video_of"):
+        flag = "--" + verdict.replace("_", "-")
+        verdicts.add_argument(flag, dest=verdict, nargs=2, metavar=("LEFT", "RIGHT"))
+    s.add_argument("--curator", default=os.environ.get("USER", "curator"))
+    s.add_argument("--note", default="")
+    s.add_argument("--title", help="the items' title: keys the record like their content events (several workers)")
+    s.set_defaults(fn=cmd_feedback)
+
+    s = sub.add_parser("rebuild", help="replay resolution-decisions into a fresh state and compare with the worker's")
+    s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
+    s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("entity", help="an entity: members, relations, lineage, decisions with trace ids")
+    s.add_argument("entity_id")
+    s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
+    s.add_argument("--replay", action="store_true", help="from the decisions topic instead of the worker")
+    s.set_defaults(fn=cmd_entity)
+
+    s = sub.add_parser("bench", help="encoder, Triton and end-to-end speed on the local stack (or --milvus)")
+    s.add_argument("--events", type=int, default=2000, help="events per end-to-end phase")
+    s.add_argument("--dataset", help="stream this dataset's records instead of the generated catalogue")
+    s.add_argument("--json", help="write every number to this file")
+    s.add_argument("--report", help="write an HTML page (with PNG plots beside it) to this file")
+    s.add_argument("--soak", type=float, metavar="MINUTES", help="then run at half load this long, tracking RSS")
+    s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
+    s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
+    s.add_argument(
+        "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
+    )
+    s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")

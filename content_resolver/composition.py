@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +11,11 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from content_resolver.settings import Settings
 from content_resolver.telemetry import tracer_provider
+from inference.matcher_model import MatcherModel, latest_version_dir
 from inference.text_encoder import TEXT_DIM
-from inference.triton_client import TritonTextEncoder
+from inference.triton_client import TritonPairScorer, TritonTextEncoder
 from resolution.candidates import CandidateFinder
+from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
 from resolution.matcher import PairScorer, RuleScorer
 from resolution.milvus_index import MilvusVectorIndex
@@ -33,9 +36,29 @@ class Worker:
     tracing: TracerProvider
 
 
-def build_scorer(settings: Settings) -> tuple[PairScorer, Thresholds]:
+def build_scorer(settings: Settings, on_retry: Callable[[str], None] | None = None) -> tuple[PairScorer, Thresholds]:
+    """The learned matcher served by Triton, with the thresholds trained with it, when the model
+    repository holds a trained version; otherwise the rule baseline with the configured thresholds."""
     w = settings.worker
+    version = latest_version_dir(settings.stack.triton_model_repository / w.matcher_model)
+    if version is not None:
+        model = MatcherModel.load(version)
+        scorer = TritonPairScorer(w.triton_url, model, w.matcher_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
+        return scorer, model.thresholds
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
+
+
+def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionLimits:
+    """Corrections merge on the same evidence as the policy: the model's own merge threshold."""
+    w = settings.worker
+    return CorrectionLimits(
+        merge_threshold=thresholds.merge,
+        # As in evaluation (BatchResolver's default corrector): evidence binds at the merge threshold.
+        bind_threshold=thresholds.merge,
+        conflict_threshold=w.conflict_threshold,
+        max_entities=w.correction_max_entities,
+        max_members=w.correction_max_members,
+    )
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -53,12 +76,15 @@ def build_worker(settings: Settings) -> Worker:
     index = MilvusVectorIndex(
         w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=w.retry_max_s, on_retry=on_retry
     )
-    scorer, thresholds = build_scorer(settings)
+    scorer, thresholds = build_scorer(settings, on_retry)
     policy = DecisionPolicy(thresholds)
 
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
         finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM)
-        resolver = BatchResolver(encoder, finder, scorer, policy, store, max_candidates=w.candidates_k)
+        corrector = Corrector(store, correction_limits(settings, thresholds))
+        resolver = BatchResolver(
+            encoder, finder, scorer, policy, store, max_candidates=w.candidates_k, corrector=corrector
+        )
         return EventBatchHandler(resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope)
 
     async def health() -> dict[str, Any]:

@@ -67,9 +67,16 @@ class WorkerSettings:
     max_duration_ms: int = 6 * 3600 * 1000
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
+    # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and
+    # how much re-examination one event may cause.
+    conflict_threshold: float = 0.05
+    correction_max_entities: int = 8
+    correction_max_members: int = 200
     candidates_k: int = 10
     triton_url: str = "127.0.0.1:8001"
     text_model: str = "text_encoder"
+    # The Triton matcher model; its trained thresholds replace merge/link_threshold when present.
+    matcher_model: str = "matcher"
     milvus_uri: str = "http://127.0.0.1:19530"
     milvus_collection: str = "content_vectors"
     milvus_token: str = ""

@@ -37,13 +37,54 @@ FEATURE_NAMES: tuple[str, ...] = (
     "both_video",
     "same_source",
     "language_conflict",
+    "full_token_set",
+    "full_token_sort",
+    "title_in_other",
+    "artist_in_other",
+    "title_placeholder",
+    "full_containment",
+    "title_prefix",
 )
+_PREFIX_WORDS = 4
+# Titles that carry no name: a track number, "null", two letters. A mismatch on them says
+# little, unlike a mismatch between two real titles.
+_PLACEHOLDER_TITLES = frozenset({"", "null", "none", "unknown", "untitled", "na", "n a", "track"})
 
 
 def _ratio(a: str, b: str, scorer: object = fuzz.ratio) -> float:
     if not a or not b:
         return 0.0
     return float(scorer(a, b)) / 100.0  # type: ignore[operator]
+
+
+def _full_text(n: NormalisedItem) -> str:
+    """Every text field together: feeds that put the artist or release inside the title (or
+    elsewhere) still compare on the same words."""
+    return " ".join(part for part in (n.title_core, *n.artists, *n.featured, n.release) if part)
+
+
+def _is_placeholder(title: str) -> bool:
+    return title in _PLACEHOLDER_TITLES or len(title) <= 2 or title.replace(" ", "").isdigit()
+
+
+def _containment(a: str, b: str) -> float:
+    """Share of the smaller set of words (numbers left out: prices, years, durations) in the other."""
+    words_a = {w for w in a.split() if not w.isdigit()}
+    words_b = {w for w in b.split() if not w.isdigit()}
+    if not words_a or not words_b:
+        return 0.0
+    return len(words_a & words_b) / min(len(words_a), len(words_b))
+
+
+def _common_prefix(a: str, b: str) -> float:
+    """Leading words in common (up to four): a feed that glues genre, label and price after the
+    title still starts with the title."""
+    n = 0
+    for word_a, word_b in zip(a.split()[:_PREFIX_WORDS], b.split()[:_PREFIX_WORDS], strict=False):
+        if word_a != word_b:
+            break
+        n += 1
+    return n / _PREFIX_WORDS
 
 
 def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> dict[str, float]:
@@ -61,6 +102,11 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
     version_b = b.tags & VERSION_TAGS
     video_a = a.version_class == "video"
     video_b = b.version_class == "video"
+    full_a, full_b = _full_text(a), _full_text(b)
+    title_in_other = min(
+        _ratio(a.title_core, full_b, fuzz.partial_ratio), _ratio(b.title_core, full_a, fuzz.partial_ratio)
+    )
+    artist_in_other = max(_ratio(artists_a, full_b, fuzz.partial_ratio), _ratio(artists_b, full_a, fuzz.partial_ratio))
     return {
         "text_cosine": float(text_cosine),
         "title_ratio": _ratio(a.title_core, b.title_core),
@@ -87,6 +133,13 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         "both_video": float(video_a and video_b),
         "same_source": float(bool(a.source) and a.source == b.source),
         "language_conflict": float(bool(a.language) and bool(b.language) and a.language != b.language),
+        "full_token_set": _ratio(full_a, full_b, fuzz.token_set_ratio),
+        "full_token_sort": _ratio(full_a, full_b, fuzz.token_sort_ratio),
+        "title_in_other": title_in_other,
+        "artist_in_other": artist_in_other,
+        "title_placeholder": float(_is_placeholder(a.title_core) or _is_placeholder(b.title_core)),
+        "full_containment": _containment(full_a, full_b),
+        "title_prefix": _common_prefix(a.title_core, b.title_core),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,9 @@ class MilvusVectorIndex:
         retry_max_s: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
         hnsw_ef: int = 64,
+        call_timeout_s: float = 10.0,
     ) -> None:
+        self._call_timeout_s = call_timeout_s
         self._uri = uri
         self._token = token
         self._collection = collection
@@ -87,9 +90,15 @@ class MilvusVectorIndex:
         delay = 0.2
         waited = 0.0
         while True:
+            started = time.monotonic()
             try:
-                return await asyncio.to_thread(lambda: fn(self._connect()))
+                # pymilvus retries a broken channel internally for a long time; bound each call so
+                # an outage shows up as retries (and in metrics) instead of one silent hang.
+                return await asyncio.wait_for(
+                    asyncio.to_thread(lambda: fn(self._connect())), timeout=self._call_timeout_s
+                )
             except Exception as exc:  # pymilvus raises many kinds; all mean "try again"
+                waited += time.monotonic() - started
                 if waited >= self._retry_max_s:
                     raise MilvusUnavailable(f"Milvus {what} at {self._uri}: {exc}") from exc
                 if self._on_retry is not None:

@@ -14,6 +14,8 @@ class Action(StrEnum):
     NEW = "NEW"
     SPLIT = "SPLIT"
     REASSIGN = "REASSIGN"
+    # A curator's constraint recorded as it arrives, so that replaying decisions rebuilds it too.
+    CONSTRAIN = "CONSTRAIN"
 
 
 class Relation(StrEnum):
@@ -119,12 +121,59 @@ class Decision:
     reason: str = ""
     previous_entity_ids: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
+    # Lineage of corrections: what caused it (content-event | re-resolution | curator-feedback),
+    # the entity ids it created, and for CONSTRAIN the curator's verdict on ``members``.
+    trigger: str = "content-event"
+    new_entity_ids: tuple[str, ...] = ()
+    verdict: str | None = None
+    # Order in which decisions were applied to the state; replay sorts by it.
+    sequence: int = 0
 
     @property
     def decision_id(self) -> str:
         # Deterministic, so that a replayed event yields the same decision id.
         key = f"{self.event_id}|{self.action.value}|{self.entity_id}|{','.join(self.previous_entity_ids)}"
+        if self.members:
+            key += "|" + ",".join(self.members)
         return "d-" + hashlib.sha1(key.encode()).hexdigest()[:20]
+
+    @property
+    def moves_members(self) -> bool:
+        """An entity-level change (MERGE of entities, SPLIT, REASSIGN) rather than one item's placement."""
+        return bool(self.members) and bool(self.previous_entity_ids) and self.action is not Action.CONSTRAIN
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Decision:
+        """A decision as read back from the decisions topic: what replaying the state needs."""
+        relation = record.get("relation")
+        candidates = tuple(
+            ScoredCandidate(
+                Candidate(c["content_id"], c["entity_id"], "", 0.0, {}),
+                Relation(c["relation"]) if c["relation"] in Relation._value2member_map_ else Relation.NONE,
+                float(c["score"]),
+                {"same": float(c.get("p_same", -1.0))},
+                {},
+            )
+            for c in record.get("candidates") or ()
+        )
+        return cls(
+            event_id=record["event_id"],
+            content_id=record["content_id"],
+            action=Action(record["action"]),
+            entity_id=record["entity_id"],
+            work_id=record.get("work_id") or record["entity_id"],
+            confidence=float(record["confidence"]),
+            related_entity_id=record.get("related_entity_id"),
+            relation=Relation(relation) if relation else None,
+            candidates=candidates,
+            reason=record.get("reason", ""),
+            previous_entity_ids=tuple(record.get("previous_entity_ids") or ()),
+            members=tuple(record.get("members") or ()),
+            trigger=record.get("trigger") or "content-event",
+            new_entity_ids=tuple(record.get("new_entity_ids") or ()),
+            verdict=record.get("verdict"),
+            sequence=int(record.get("sequence") or 0),
+        )
 
 
 def stable_id(prefix: str, *parts: str) -> str:

@@ -30,8 +30,21 @@ class DecisionPolicy:
     def __init__(self, thresholds: Thresholds) -> None:
         self.thresholds = thresholds
 
-    def decide(self, scored: list[ScoredCandidate]) -> PolicyOutcome:
-        best_same = max(scored, key=lambda c: c.probabilities["same"], default=None)
+    def classify(self, probabilities: dict[str, float]) -> str:
+        """The relation this policy gives one scored pair on its own: what pair-level training and
+        evaluation measure, with the same order of checks as ``decide``."""
+        if probabilities["same"] >= self.thresholds.merge:
+            return Relation.SAME.value
+        version, video = probabilities["version_of"], probabilities["video_of"]
+        if max(version, video) >= self.thresholds.link:
+            return Relation.VIDEO_OF.value if video >= version else Relation.VERSION_OF.value
+        return Relation.NONE.value
+
+    def decide(self, scored: list[ScoredCandidate], forbidden: frozenset[str] = frozenset()) -> PolicyOutcome:
+        """``forbidden``: entities the item must not be merged into (curators' must-not-link, or
+        contradicting evidence); they may still be linked to."""
+        mergeable = [c for c in scored if c.candidate.entity_id not in forbidden]
+        best_same = max(mergeable, key=lambda c: c.probabilities["same"], default=None)
         if best_same is not None and best_same.probabilities["same"] >= self.thresholds.merge:
             p = best_same.probabilities["same"]
             return PolicyOutcome(

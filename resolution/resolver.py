@@ -7,12 +7,13 @@ arrival order, so each item is also compared with the batch's earlier items.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
 from resolution.candidates import CandidateFinder, IndexedRow
+from resolution.corrections import CorrectionLimits, Corrector, Feedback
 from resolution.entities import EntityStore
 from resolution.matcher import PairInput, PairScorer
 from resolution.model import Action, Candidate, ContentItem, Decision, Relation, ScoredCandidate, stable_id
@@ -30,10 +31,18 @@ class TextEncoder(Protocol):
 
 @dataclass
 class BatchResult:
-    decisions: list[Decision]
+    decisions: list[Decision]  # one per fresh content item
     duplicates: list[ContentItem]
     stages: dict[str, tuple[int, int]] = field(default_factory=dict)
     candidates_considered: int = 0
+    # Entity-level changes (MERGE of entities, SPLIT, REASSIGN) and applied feedback (CONSTRAIN...).
+    corrections: list[Decision] = field(default_factory=list)
+    # Entities re-examined, one count per content event and per feedback handled.
+    reexamined: list[int] = field(default_factory=list)
+    duplicate_feedback: list[Feedback] = field(default_factory=list)
+
+    def in_applied_order(self) -> list[Decision]:
+        return sorted([*self.decisions, *self.corrections], key=lambda d: d.sequence)
 
 
 class StageClock:
@@ -63,6 +72,7 @@ class BatchResolver:
         policy: DecisionPolicy,
         store: EntityStore,
         max_candidates: int = 10,
+        corrector: Corrector | None = None,
     ) -> None:
         self._encoder = encoder
         self._finder = finder
@@ -70,12 +80,51 @@ class BatchResolver:
         self._policy = policy
         self._store = store
         self._max_candidates = max_candidates
+        t = policy.thresholds
+        self._corrector = corrector or Corrector(
+            store, CorrectionLimits(merge_threshold=t.merge, bind_threshold=t.merge)
+        )
+        self._last_sequence = 0
 
     @property
     def model_version(self) -> str:
         return f"{self._encoder.model_version}+{self._scorer.model_version}"
 
-    async def resolve(self, items: list[ContentItem]) -> BatchResult:
+    def _apply(self, decision: Decision) -> Decision:
+        """Stamps the order of application (replay follows it) and applies to the state."""
+        self._last_sequence = max(self._last_sequence + 1, time.time_ns())
+        decision = replace(decision, sequence=self._last_sequence)
+        self._store.apply(decision, decision.decision_id)
+        return decision
+
+    def note_trace(self, decision: Decision, trace_id: str) -> None:
+        """Remembers the trace a decision was published under, for inspection."""
+        self._store.note_trace(decision.decision_id, trace_id, decision.event_id)
+
+    def apply_feedback(self, feedback: list[Feedback]) -> BatchResult:
+        """Curators' feedback as hard constraints, at once; each application is a decision."""
+        result = BatchResult([], [])
+        for fb in feedback:
+            if self._store.decision_for(fb.feedback_id) is not None:
+                result.duplicate_feedback.append(fb)
+                continue
+            for d in self._corrector.feedback_decisions(fb).decisions:
+                result.corrections.append(self._apply(d))
+            correction = self._corrector.after_feedback(fb)
+            result.corrections.extend(self._apply(d) for d in correction.decisions)
+            result.reexamined.append(correction.examined)
+        return result
+
+    async def resolve(self, items: list[ContentItem], feedback: list[Feedback] | None = None) -> BatchResult:
+        """Feedback first: a constraint that arrives with (or before) the items it names holds for them."""
+        applied = self.apply_feedback(feedback or [])
+        result = await self._resolve_items(items)
+        result.corrections[:0] = applied.corrections
+        result.reexamined[:0] = applied.reexamined
+        result.duplicate_feedback = applied.duplicate_feedback
+        return result
+
+    async def _resolve_items(self, items: list[ContentItem]) -> BatchResult:
         clock = StageClock()
         fresh: list[ContentItem] = []
         duplicates: list[ContentItem] = []
@@ -105,6 +154,8 @@ class BatchResolver:
 
         clock.start("decide")
         decisions: list[Decision] = []
+        corrections: list[Decision] = []
+        reexamined: list[int] = []
         rows: list[IndexedRow] = []
         cursor = 0
         considered = 0
@@ -122,14 +173,17 @@ class BatchResolver:
                     ScoredCandidate(current, relation, s.probabilities[relation.value], s.probabilities, s.signals)
                 )
             considered += len(scored)
-            decision = self._decide(item, norms[i], scored)
-            self._store.apply(decision, decision.decision_id)
+            decision = self._apply(self._decide(item, norms[i], scored))
             decisions.append(decision)
+            correction = self._corrector.after_decision(decision)
+            corrections.extend(self._apply(d) for d in correction.decisions)
+            reexamined.append(correction.examined)
+            entity_now = self._store.entity_of(item.content_id) or decision.entity_id
             rows.append(
                 IndexedRow(
                     content_id=item.content_id,
-                    entity_id=decision.entity_id,
-                    work_id=decision.work_id,
+                    entity_id=entity_now,
+                    work_id=self._store.work_of(entity_now) or decision.work_id,
                     vector=vectors[i],
                     title_key=norms[i].title_key,
                     isrc=norms[i].isrc or "",
@@ -141,7 +195,7 @@ class BatchResolver:
         clock.start("index")
         await self._finder.write(rows)
         clock.stop()
-        return BatchResult(decisions, duplicates, clock.stages, considered)
+        return BatchResult(decisions, duplicates, clock.stages, considered, corrections, reexamined)
 
     def _gather(
         self, norms: list[NormalisedItem], vectors: np.ndarray, prefetched: list[list[Candidate]]
@@ -192,7 +246,22 @@ class BatchResolver:
                 candidates=ranked,
                 reason="content id already resolved",
             )
-        outcome = self._policy.decide(scored)
+        linked = self._corrector.must_link_target(item.content_id)
+        if linked is not None:
+            entity_id, partner = linked
+            return Decision(
+                event_id=item.event_id,
+                content_id=item.content_id,
+                action=Action.MERGE,
+                entity_id=entity_id,
+                work_id=self._store.work_of(entity_id) or entity_id,
+                confidence=1.0,
+                relation=Relation.SAME,
+                candidates=ranked,
+                reason=f"curator feedback: same as {partner}",
+            )
+        forbidden = frozenset(self._corrector.forbidden_entities(item.content_id, scored))
+        outcome = self._policy.decide(scored, forbidden)
         target = outcome.target
         signals = dict(target.signals) if target else {}
         if outcome.action is Action.MERGE and target is not None:

@@ -94,7 +94,8 @@ def create_app(
         producer_linger=0.005,
         autodiscover=False,
     )
-    content = app.topic(names.content, key_type=bytes, value_type=bytes, partitions=k.partitions)
+    # Curator feedback shares the agent (and so the order of state changes) with content events.
+    content = app.topic(names.content, names.feedback, key_type=bytes, value_type=bytes, partitions=k.partitions)
     table: MutableMapping[str, Any] = app.Table("entity-state", default=None, partitions=k.partitions)
     staged = StagedTable(table)
     scope = EventScope(staged.writing_for)
@@ -200,6 +201,18 @@ def create_app(
                     await process([event], [message])
                 return
 
+    def record_lag(events: list[Any]) -> None:
+        """Consumer lag per partition of the batch, from the highwater the consumer last fetched."""
+        last: dict[Any, int] = {}
+        for e in events:
+            last[e.message.tp] = max(last.get(e.message.tp, -1), e.message.offset)
+        for tp, offset in last.items():
+            try:
+                highwater = app.consumer.highwater(tp)
+            except Exception:  # no fetch yet for this partition: nothing to report
+                continue
+            metrics.observe_lag(tp.partition, highwater, offset + 1)
+
     @app.agent(content, name="resolve")
     async def resolve(stream: faust.StreamT) -> None:
         async for events in stream.take_events(w.batch_size, within=w.batch_window_s):
@@ -218,6 +231,7 @@ def create_app(
             # Faust acknowledges the taken events once this body returns, whatever happened:
             # process() only returns when every event has a decision or a dead letter.
             await process(list(events), messages)
+            record_lag(events)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -245,7 +259,7 @@ def create_app(
     class Entity(View):
         async def get(self, request: Request, entity_id: str) -> Response:
             store = EntityStore(table)
-            record = store.entity(entity_id)
+            record = store.describe(entity_id)
             if record is None:
                 return self.json({"error": f"unknown entity {entity_id}"}, status=404)
             return self.text(json.dumps(record, indent=2), content_type="application/json")

@@ -15,10 +15,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
 from content_resolver.telemetry import extract_context, inject_headers, trace_id_hex
+from resolution.corrections import VERDICTS, Feedback
 from resolution.model import ContentItem, Decision
 from resolution.resolver import BatchResolver
 from streams.metrics import ResolverMetrics
-from streams.topics import Schemas, TopicNames
+from streams.topics import AvroSchema, CodecError, Schemas, TopicNames
 from streams.validation import EventValidator, InvalidEvent
 
 
@@ -64,6 +65,20 @@ class OutboundRecord:
 Send = Callable[[list[OutboundRecord]], Awaitable[list[int]]]
 
 STAGES = ("normalise", "embed", "search", "score", "decide", "index")
+SPAN_NAMES = {"re-resolution": "correct", "curator-feedback": "apply-feedback"}
+
+
+def parse_feedback(schema: AvroSchema, value: bytes | None) -> Feedback:
+    """A CuratorFeedback record, or InvalidEvent (so it is dead-lettered with the reason)."""
+    try:
+        fb = Feedback.from_record(schema.decode(value or b""))
+    except CodecError as exc:
+        raise InvalidEvent(exc.reason, exc.detail, exc.field) from exc
+    if fb.verdict not in VERDICTS:
+        raise InvalidEvent("invalid_field", f"verdict {fb.verdict!r} is not one of {', '.join(VERDICTS)}", "verdict")
+    if not fb.left or not fb.right or fb.left == fb.right:
+        raise InvalidEvent("invalid_field", "feedback needs two different content ids", "left_content_id")
+    return fb
 
 
 def decision_record(decision: Decision, model_version: str, trace_id: str, produced_at_ms: int) -> dict:
@@ -84,6 +99,7 @@ def decision_record(decision: Decision, model_version: str, trace_id: str, produ
                 "score": float(c.score),
                 "relation": c.relation.value,
                 "signals": {k: float(v) for k, v in c.signals.items()},
+                "p_same": float(c.probabilities.get("same", -1.0)),
             }
             for c in decision.candidates
         ],
@@ -95,6 +111,10 @@ def decision_record(decision: Decision, model_version: str, trace_id: str, produ
         "trace_id": trace_id,
         "event_produced_at_ms": int(produced_at_ms),
         "decided_at_ms": int(time.time() * 1000),
+        "trigger": decision.trigger,
+        "new_entity_ids": list(decision.new_entity_ids),
+        "verdict": decision.verdict,
+        "sequence": int(decision.sequence),
     }
 
 
@@ -129,7 +149,19 @@ class EventBatchHandler:
         items: list[ContentItem] = []
         origin: dict[str, InboundMessage] = {}
         produced_at: dict[str, int] = {}
+        feedback: list[Feedback] = []
         for msg in messages:
+            if msg.topic == self._topics.feedback:
+                try:
+                    fb = parse_feedback(self._schemas.feedback, msg.value)
+                except InvalidEvent as exc:
+                    out.append(self._dead_letter(msg, exc))
+                    m.dead_letters.labels(exc.reason).inc()
+                    continue
+                feedback.append(fb)
+                origin.setdefault(fb.feedback_id, msg)
+                produced_at.setdefault(fb.feedback_id, fb.created_at_ms)
+                continue
             try:
                 item = self._validator.parse(msg.value)
             except InvalidEvent as exc:
@@ -146,21 +178,24 @@ class EventBatchHandler:
         with self._tracer.start_as_current_span(
             "resolve-batch", kind=SpanKind.INTERNAL, attributes={"batch.size": len(messages)}
         ) as batch_span:
-            result = await self._resolver.resolve(items)
+            result = await self._resolver.resolve(items, feedback)
+        m.stage_seconds.labels("consume").observe((consume_end - consume_start) / 1e9)
         for stage, (start, end) in result.stages.items():
             m.stage_seconds.labels(stage).observe((end - start) / 1e9)
         m.duplicates.inc(len(result.duplicates))
         if result.decisions:
             m.candidates.observe(result.candidates_considered / len(result.decisions))
+        for count in result.reexamined:
+            m.reexamined.observe(count)
 
         spans = []
         model_version = self._resolver.model_version
-        for decision in result.decisions:
+        for decision in result.in_applied_order():
             msg = origin[decision.event_id]
             parent = extract_context(msg.headers)
             # One trace per event: its producer's span is the parent of the resolve span.
             span = self._tracer.start_span(
-                "resolve",
+                SPAN_NAMES.get(decision.trigger, "resolve"),
                 context=parent,
                 kind=SpanKind.CONSUMER,
                 start_time=consume_start,
@@ -185,6 +220,7 @@ class EventBatchHandler:
                     start, end = result.stages[stage]
                     self._tracer.start_span(stage, context=ctx, start_time=start).end(end_time=end)
             record = decision_record(decision, model_version, trace_id_hex(span), produced_at[decision.event_id])
+            self._resolver.note_trace(decision, record["trace_id"])
             value = self._schemas.decision.encode(record)
             out.append(
                 OutboundRecord(
@@ -199,6 +235,9 @@ class EventBatchHandler:
         produce_start = time.time_ns()
         offsets = await send(out)
         produce_end = time.time_ns()
+        m.stage_seconds.labels("produce").observe((produce_end - produce_start) / 1e9)
+        for record in out:
+            m.events_out.labels("decision" if record.topic == self._topics.decisions else "dead_letter").inc()
         ends: dict[int, int] = {}
         for record, offset in zip(out, offsets, strict=True):
             if record.topic == self._topics.decisions:

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from content_resolver.settings import KafkaSettings
 from resolution.entities import EntityStore
-from resolution.model import Action, Decision, Relation
+from resolution.model import Decision
 from streams.kafka import client_config
 from streams.topics import AvroSchema
 
@@ -31,20 +31,7 @@ def marker_key(partition: int) -> str:
 
 
 def decision_from_record(record: dict[str, Any]) -> Decision:
-    relation = record.get("relation")
-    return Decision(
-        event_id=record["event_id"],
-        content_id=record["content_id"],
-        action=Action(record["action"]),
-        entity_id=record["entity_id"],
-        work_id=record.get("work_id") or record["entity_id"],
-        confidence=float(record["confidence"]),
-        related_entity_id=record.get("related_entity_id"),
-        relation=Relation(relation) if relation else None,
-        reason=record.get("reason", ""),
-        previous_entity_ids=tuple(record.get("previous_entity_ids") or ()),
-        members=tuple(record.get("members") or ()),
-    )
+    return Decision.from_record(record)
 
 
 def read_partition(
@@ -113,8 +100,10 @@ class DecisionLogCatchUp:
         )
         applied = 0
         for record in records:
-            if store.decision_for(record["event_id"]) is None:
+            # By decision id: one event can cause several decisions (corrections share its id).
+            if not store.applied(record["decision_id"]):
                 store.apply(decision_from_record(record), record["decision_id"])
+                store.note_trace(record["decision_id"], record.get("trace_id") or "", record["event_id"])
                 applied += 1
         table_set(marker_key(partition), end)
         self._caught_up.add(partition)

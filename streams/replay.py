@@ -1,0 +1,47 @@
+"""The decisions topic as the source of truth: rebuilding the entity state by replaying it, and
+comparing the result with a worker's live state (its ``/state`` view)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from content_resolver.settings import Settings
+from resolution.entities import rebuild_state, state_differences
+from streams.kafka import read_topic
+from streams.topics import Schemas
+
+
+def decision_records(settings: Settings) -> list[dict[str, Any]]:
+    schema = Schemas.load().decision
+    return [schema.decode(r.value) for r in read_topic(settings.kafka, settings.kafka.decisions_topic)]
+
+
+def worker_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.worker.web_port}"
+
+
+def fetch_json(url: str, timeout_s: float = 30.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        return json.load(resp)
+
+
+@dataclass
+class RebuildReport:
+    decisions: int
+    rebuilt_keys: int
+    live_keys: int
+    entities: int
+    differing: int
+    examples: list[str]
+
+
+def rebuild_and_compare(settings: Settings, url: str | None = None) -> RebuildReport:
+    records = decision_records(settings)
+    rebuilt = rebuild_state(records)
+    live = fetch_json(f"{url or worker_url(settings)}/state")
+    differing, examples = state_differences(live, rebuilt)
+    entities = sum(1 for k, v in rebuilt.items() if k.startswith("e:") and v["members"])
+    return RebuildReport(len(records), len(rebuilt), len(live), entities, differing, examples)
