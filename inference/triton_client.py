@@ -11,8 +11,10 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from inference.text_encoder import TEXT_MODEL_VERSION
+from inference.matcher_model import MatcherModel, to_scores
+from inference.text_encoder import TEXT_MODEL_VERSION, text_model_version
 from resolution.errors import DependencyUnavailable
+from resolution.matcher import RELATIONS, PairInput, PairScore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +44,7 @@ class TritonTextEncoder:
         self._headers = credentials_header or {}
         self._client: grpcclient.InferenceServerClient | None = None
         self.model_version = TEXT_MODEL_VERSION
+        self._version_known = False
 
     def _connect(self) -> grpcclient.InferenceServerClient:
         if self._client is None:
@@ -64,7 +67,20 @@ class TritonTextEncoder:
             )
             return result.as_numpy("EMBEDDING").astype(np.float32)
 
-        return await self._retry(call)
+        vectors = await self._retry(call)
+        if not self._version_known:
+            await self._learn_version()
+        return vectors
+
+    async def _learn_version(self) -> None:
+        """Decisions name the precision the served model runs at (a ``precision`` parameter)."""
+        try:
+            config = await self._connect().get_model_config(self._model, as_json=True, headers=self._headers or None)
+        except (InferenceServerException, OSError):
+            return
+        params = config.get("config", {}).get("parameters", {})
+        self.model_version = text_model_version(params.get("precision", {}).get("string_value", "fp32"))
+        self._version_known = True
 
     async def ready(self) -> bool:
         try:
@@ -78,19 +94,102 @@ class TritonTextEncoder:
             self._client = None
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
-        delay = 0.2
-        waited = 0.0
-        while True:
-            try:
-                return await call()
-            except (InferenceServerException, OSError) as exc:
-                if waited >= self._retry_max_s:
-                    raise TritonUnavailable(f"Triton at {self._url}: {exc}") from exc
-                if self._on_retry is not None:
-                    self._on_retry("triton")
-                log.warning("Triton call failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 5.0)
-                # A restarted server needs a fresh channel.
-                await self.close()
+        return await retried(call, self._url, self._retry_max_s, self._on_retry, self.close)
+
+
+async def retried(
+    call: Callable[[], Awaitable[T]],
+    url: str,
+    retry_max_s: float,
+    on_retry: Callable[[str], None] | None,
+    reset: Callable[[], Awaitable[None]],
+) -> T:
+    """Every Triton call goes through here: exponential backoff up to ``retry_max_s``, then
+    ``TritonUnavailable``; ``reset`` drops the channel, because a restarted server needs a new one."""
+    delay = 0.2
+    waited = 0.0
+    while True:
+        try:
+            return await call()
+        except (InferenceServerException, OSError) as exc:
+            if waited >= retry_max_s:
+                raise TritonUnavailable(f"Triton at {url}: {exc}") from exc
+            if on_retry is not None:
+                on_retry("triton")
+            log.warning("Triton call failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
+            await reset()
+
+
+class TritonPairScorer:
+    """The ``PairScorer`` protocol over the Triton ``matcher`` model. The comparison features are
+    computed here (they also explain each decision); the probabilities come from one Triton call
+    per batch (split only above the model's ``max_batch_size``), retried like the text encoder.
+
+    ``model`` is the local copy of the served version: it names the features, in order, and the
+    model version that decisions carry.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: MatcherModel,
+        triton_model: str = "matcher",
+        max_batch_size: int = 4096,
+        retry_max_s: float = 30.0,
+        on_retry: Callable[[str], None] | None = None,
+        credentials_header: dict[str, str] | None = None,
+    ) -> None:
+        self._url = url
+        self._model = triton_model
+        self._matcher = model
+        self._max_batch_size = max_batch_size
+        self._retry_max_s = retry_max_s
+        self._on_retry = on_retry
+        self._headers = credentials_header or {}
+        self._client: grpcclient.InferenceServerClient | None = None
+        self.model_version = model.version
+
+    def _connect(self) -> grpcclient.InferenceServerClient:
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(url=self._url)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._connect().is_model_ready(self._model, headers=self._headers or None))
+        except (InferenceServerException, OSError):
+            return False
+
+    async def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(n, n_features) -> (n, 4) probabilities, in the order of ``RELATIONS``."""
+        chunks = []
+        for start in range(0, len(features), self._max_batch_size):
+            part = np.ascontiguousarray(features[start : start + self._max_batch_size], dtype=np.float32)
+
+            async def call(part: np.ndarray = part) -> np.ndarray:
+                tensor = grpcclient.InferInput("FEATURES", list(part.shape), "FP32")
+                tensor.set_data_from_numpy(part)
+                result = await self._connect().infer(
+                    self._model,
+                    [tensor],
+                    outputs=[grpcclient.InferRequestedOutput("PROBABILITIES")],
+                    headers=self._headers or None,
+                )
+                return result.as_numpy("PROBABILITIES").astype(np.float32)
+
+            chunks.append(await retried(call, self._url, self._retry_max_s, self._on_retry, self.close))
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(RELATIONS)), dtype=np.float32)
+
+    async def score(self, pairs: list[PairInput]) -> list[PairScore]:
+        if not pairs:
+            return []
+        signals, features = self._matcher.features(pairs)
+        return to_scores(signals, await self.probabilities(features))

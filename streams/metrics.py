@@ -38,9 +38,25 @@ class ResolverMetrics:
             buckets=tuple(i / 20 for i in range(21)),
             registry=r,
         )
-        self.consumer_lag = Gauge("resolver_consumer_lag", "Messages behind the log end", ["partition"], registry=r)
+        self.reexamined = Histogram(
+            "resolver_entities_reexamined_per_event",
+            "Entities re-examined for corrections per content event or feedback",
+            buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32),
+            registry=r,
+        )
+        self.events_out = Counter(
+            "resolver_events_out_total", "Records published: decisions and dead letters", ["kind"], registry=r
+        )
+        self.consumer_lag = Gauge(
+            "resolver_consumer_lag", "Messages behind the log end, per input partition", ["partition"], registry=r
+        )
         self.healthy = Gauge("resolver_healthy", "1 when every dependency answers", registry=r)
         self.healthy.set(1)
+
+    def observe_lag(self, partition: int, highwater: int | None, next_offset: int) -> None:
+        """Lag after a batch: the partition's log end (as last fetched) minus the next offset to read."""
+        if highwater is not None:
+            self.consumer_lag.labels(str(partition)).set(max(0, highwater - next_offset))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -63,7 +63,7 @@ class WorkerHandle:
         assert self.log is not None
         out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "content_resolver.cli", "worker"],
+            [sys.executable, "-m", "content_resolver.cli", "worker", "--loglevel", "info"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
@@ -112,9 +112,23 @@ def worker(
     handle.start()
     yield handle
     handle.stop()
+    drop_namespace(settings)
     if handle.log is not None and os.environ.get("CI"):
         tail = handle.log.read_text(errors="replace")[-3000:]
         print(f"\n--- worker log tail ({handle.log}) ---\n{tail}")
+
+
+def drop_namespace(settings: Settings) -> None:
+    """Deletes a test worker's topics and Milvus collection, so the shared stack stays light."""
+    import asyncio
+
+    from inference.text_encoder import TEXT_DIM
+    from resolution.milvus_index import MilvusVectorIndex
+    from streams.kafka import delete_topics, topic_names
+
+    w = settings.worker
+    delete_topics(settings.kafka, [*topic_names(settings.kafka).all(), f"{w.app_id}-entity-state-changelog"])
+    asyncio.run(MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, retry_max_s=5).drop())
 
 
 def wait_for(predicate, timeout_s: float, interval_s: float = 0.5):  # type: ignore[no-untyped-def]

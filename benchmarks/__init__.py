@@ -1,0 +1,1 @@
+"""``resolver bench``: encoder, Triton and end-to-end speed on the local stack; the Milvus index study."""

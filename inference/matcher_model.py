@@ -1,0 +1,162 @@
+"""The learned matcher: a small PyTorch network over the comparison features of a pair.
+
+It gives calibrated probabilities for ``same`` / ``version_of`` / ``video_of`` / ``none`` (softmax
+with a temperature fitted on held-out training data). A model version is a folder with two small
+files, read by Triton's python backend (``triton_models/matcher``) and by ``evaluate --model``:
+
+- ``matcher.pt``: the network's weights (a ``state_dict``, loaded with ``weights_only``);
+- ``matcher.json``: feature names, the policy thresholds, the network shape and how it was trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from resolution.features import pair_signals
+from resolution.matcher import RELATIONS, PairInput, PairScore
+from resolution.policy import Thresholds
+
+WEIGHTS_FILE = "matcher.pt"
+META_FILE = "matcher.json"
+
+
+class MatcherNet(nn.Module):
+    """Standardised features -> MLP -> logits per relation, divided by a fitted temperature."""
+
+    def __init__(self, n_features: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.hidden = hidden
+        self.body = nn.Sequential(
+            nn.Linear(n_features, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, len(RELATIONS)),
+        )
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.body((features - self.mean) / self.scale) / self.temperature
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(n, n_features) float32 -> (n, 4) probabilities in the order of ``RELATIONS``."""
+        return torch.softmax(self.logits(features), dim=-1)
+
+
+@dataclass
+class MatcherModel:
+    net: MatcherNet
+    feature_names: tuple[str, ...]
+    thresholds: Thresholds
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """Content-derived, so two trainings that give the same weights have the same version."""
+        buffer = io.BytesIO()
+        for name, tensor in sorted(self.net.state_dict().items()):
+            buffer.write(name.encode())
+            buffer.write(tensor.detach().cpu().numpy().tobytes())
+        return "matcher-" + hashlib.sha1(buffer.getvalue()).hexdigest()[:10]
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """(n, n_features) -> (n, 4) float32 probabilities."""
+        if len(features) == 0:
+            return np.zeros((0, len(RELATIONS)), dtype=np.float32)
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))).numpy()
+
+    def features(self, pairs: list[PairInput]) -> tuple[list[dict[str, float]], np.ndarray]:
+        return pair_features(pairs, self.feature_names)
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.net.state_dict(), folder / WEIGHTS_FILE)
+        meta = {
+            "version": self.version,
+            "relations": list(RELATIONS),
+            "feature_names": list(self.feature_names),
+            "hidden": self.net.hidden,
+            "thresholds": {"merge": self.thresholds.merge, "link": self.thresholds.link},
+            "metadata": self.metadata,
+        }
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> MatcherModel:
+        folder = Path(folder)
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        if tuple(meta["relations"]) != RELATIONS:
+            raise ValueError(f"{folder}: model relations {meta['relations']} differ from {list(RELATIONS)}")
+        names = tuple(meta["feature_names"])
+        net = MatcherNet(len(names), int(meta["hidden"]))
+        net.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True))
+        net.eval()
+        thresholds = Thresholds(merge=float(meta["thresholds"]["merge"]), link=float(meta["thresholds"]["link"]))
+        return cls(net, names, thresholds, dict(meta.get("metadata") or {}))
+
+
+def pair_features(pairs: list[PairInput], names: tuple[str, ...]) -> tuple[list[dict[str, float]], np.ndarray]:
+    """Each pair's signals (for the decision's explanation) and the model's feature matrix."""
+    signals = [pair_signals(p.left, p.right, p.text_cosine) for p in pairs]
+    missing = [n for n in names if signals and n not in signals[0]]
+    if missing:
+        raise ValueError(f"the model needs features that pair_signals no longer computes: {missing}")
+    matrix = np.array([[s[n] for n in names] for s in signals], dtype=np.float32).reshape(len(pairs), len(names))
+    return signals, matrix
+
+
+def to_scores(signals: list[dict[str, float]], probabilities: np.ndarray) -> list[PairScore]:
+    return [
+        PairScore(probabilities={r: float(p) for r, p in zip(RELATIONS, row, strict=True)}, signals=s)
+        for s, row in zip(signals, probabilities, strict=True)
+    ]
+
+
+def is_model_dir(folder: Path) -> bool:
+    return (Path(folder) / META_FILE).exists() and (Path(folder) / WEIGHTS_FILE).exists()
+
+
+def latest_version_dir(model_folder: Path) -> Path | None:
+    """The highest numbered version folder holding a trained model (Triton's ``latest`` policy)."""
+    folder = Path(model_folder)
+    if not folder.is_dir():
+        return None
+    versions = sorted((int(p.name), p) for p in folder.iterdir() if p.name.isdigit() and is_model_dir(p))
+    return versions[-1][1] if versions else None
+
+
+class LocalPairScorer:
+    """The ``PairScorer`` protocol over the in-process model: evaluation, tests, no Triton."""
+
+    def __init__(self, model: MatcherModel) -> None:
+        self._model = model
+        self.model_version = model.version
+
+    async def score(self, pairs: list[PairInput]) -> list[PairScore]:
+        return self.score_now(pairs)
+
+    def score_now(self, pairs: list[PairInput]) -> list[PairScore]:
+        signals, matrix = self._model.features(pairs)
+        return to_scores(signals, self._model.predict(matrix))
+
+
+def load_local_scorer(model_dir: Path | None) -> tuple[LocalPairScorer, Thresholds] | None:
+    """The in-process scorer and its thresholds from a model version folder (None: no model)."""
+    if model_dir is None or not is_model_dir(model_dir):
+        return None
+    model = MatcherModel.load(model_dir)
+    return LocalPairScorer(model), model.thresholds

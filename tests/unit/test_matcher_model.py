@@ -1,0 +1,110 @@
+"""The matcher network and its model folder: shapes, probabilities, save/load, version folders."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference.matcher_model import (
+    LocalPairScorer,
+    MatcherModel,
+    MatcherNet,
+    latest_version_dir,
+    load_local_scorer,
+)
+from resolution.features import FEATURE_NAMES
+from resolution.matcher import RELATIONS, PairInput
+from resolution.normalise import NormalisedItem
+from resolution.policy import DecisionPolicy, Thresholds
+
+
+def _model(seed: int = 0) -> MatcherModel:
+    torch.manual_seed(seed)
+    net = MatcherNet(len(FEATURE_NAMES), hidden=16).eval()
+    return MatcherModel(net, FEATURE_NAMES, Thresholds(merge=0.6, link=0.4), {"note": "test"})
+
+
+def _pair(title_b: str = "yesterday") -> PairInput:
+    a = NormalisedItem("a", "recording", "yesterday", artists=("the beatles",), duration_ms=125_000, year=1965)
+    b = NormalisedItem("b", "recording", title_b, artists=("beatles",), duration_ms=126_000, year=1965)
+    return PairInput(a, b, 0.93)
+
+
+def test_probabilities_have_one_column_per_relation_and_sum_to_one() -> None:
+    model = _model()
+    features = np.random.default_rng(0).normal(size=(7, len(FEATURE_NAMES))).astype(np.float32)
+    probs = model.predict(features)
+    assert probs.shape == (7, len(RELATIONS))
+    assert np.all(probs >= 0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert model.predict(np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)).shape == (0, 4)
+
+
+def test_temperature_flattens_without_changing_the_ranking() -> None:
+    model = _model()
+    features = torch.randn(5, len(FEATURE_NAMES))
+    with torch.no_grad():
+        sharp = model.net(features)
+    model.net.temperature.fill_(3.0)
+    with torch.no_grad():
+        flat = model.net(features)
+    assert torch.equal(sharp.argmax(1), flat.argmax(1))
+    assert float(flat.max()) < float(sharp.max())
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model = _model()
+    model.save(tmp_path / "1")
+    loaded = MatcherModel.load(tmp_path / "1")
+    features = np.random.default_rng(1).normal(size=(4, len(FEATURE_NAMES))).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+    assert loaded.version == model.version
+    assert loaded.thresholds == Thresholds(merge=0.6, link=0.4)
+    assert loaded.feature_names == FEATURE_NAMES
+    assert loaded.metadata == {"note": "test"}
+    assert (tmp_path / "1" / "matcher.pt").stat().st_size < 64_000  # a small file, committed
+
+
+def test_version_depends_on_the_weights() -> None:
+    assert _model(0).version == _model(0).version
+    assert _model(0).version != _model(1).version
+
+
+def test_latest_version_dir_and_local_scorer(tmp_path: Path) -> None:
+    assert latest_version_dir(tmp_path / "absent") is None
+    (tmp_path / "3").mkdir()  # a version folder without a trained model does not count
+    _model().save(tmp_path / "1")
+    _model(1).save(tmp_path / "2")
+    assert latest_version_dir(tmp_path) == tmp_path / "2"
+    assert load_local_scorer(tmp_path / "3") is None
+    loaded = load_local_scorer(tmp_path / "2")
+    assert loaded is not None
+    scorer, thresholds = loaded
+    assert thresholds == Thresholds(0.6, 0.4)
+    scores = asyncio.run(scorer.score([_pair(), _pair("let it be")]))
+    assert [set(s.probabilities) for s in scores] == [set(RELATIONS)] * 2
+    assert scores[0].signals["title_equal"] == 1.0 and scores[1].signals["title_equal"] == 0.0
+    assert sum(scores[0].probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_local_scorer_matches_the_model_directly() -> None:
+    model = _model()
+    scorer = LocalPairScorer(model)
+    pairs = [_pair(), _pair("help")]
+    _signals, features = model.features(pairs)
+    expected = model.predict(features)
+    got = [[s.probabilities[r] for r in RELATIONS] for s in scorer.score_now(pairs)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=0)
+    assert scorer.model_version == model.version
+
+
+def test_policy_classify_follows_decide_order() -> None:
+    policy = DecisionPolicy(Thresholds(merge=0.6, link=0.4))
+    assert policy.classify({"same": 0.6, "version_of": 0.9, "video_of": 0.0, "none": 0.0}) == "same"
+    assert policy.classify({"same": 0.5, "version_of": 0.4, "video_of": 0.1, "none": 0.0}) == "version_of"
+    assert policy.classify({"same": 0.1, "version_of": 0.4, "video_of": 0.45, "none": 0.05}) == "video_of"
+    assert policy.classify({"same": 0.3, "version_of": 0.3, "video_of": 0.0, "none": 0.4}) == "none"
