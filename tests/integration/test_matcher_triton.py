@@ -19,15 +19,6 @@ from resolution.policy import DecisionPolicy
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def stack(base_settings: Settings) -> Settings:
-    """Only Triton is needed here: start it if it is down, leave the other services alone."""
-    from deploy.stack import LocalStack
-
-    LocalStack(base_settings.stack).up(["triton"])
-    return base_settings
-
-
 def _item(cid: str, title: str, artist: str, kind: str = "recording", duration_s: int = 215) -> ContentItem:
     return ContentItem(
         event_id=f"ev-{cid}",
