@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -13,7 +12,7 @@ from tritonclient.utils import InferenceServerException
 
 from inference.matcher_model import MatcherModel, to_scores
 from inference.text_encoder import TEXT_MODEL_VERSION, text_model_version
-from resolution.errors import DependencyUnavailable
+from resolution.errors import DependencyUnavailable, with_backoff
 from resolution.matcher import RELATIONS, PairInput, PairScore
 
 log = logging.getLogger(__name__)
@@ -104,23 +103,16 @@ async def retried(
     on_retry: Callable[[str], None] | None,
     reset: Callable[[], Awaitable[None]],
 ) -> T:
-    """Every Triton call goes through here: exponential backoff up to ``retry_max_s``, then
-    ``TritonUnavailable``; ``reset`` drops the channel, because a restarted server needs a new one."""
-    delay = 0.2
-    waited = 0.0
-    while True:
-        try:
-            return await call()
-        except (InferenceServerException, OSError) as exc:
-            if waited >= retry_max_s:
-                raise TritonUnavailable(f"Triton at {url}: {exc}") from exc
-            if on_retry is not None:
-                on_retry("triton")
-            log.warning("Triton call failed (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 5.0)
-            await reset()
+    """Every Triton call goes through here: backoff up to ``retry_max_s``, then ``TritonUnavailable``."""
+    return await with_backoff(
+        call,
+        unavailable=TritonUnavailable,
+        what=f"Triton at {url}",
+        retry_max_s=retry_max_s,
+        retryable=(InferenceServerException, OSError),
+        on_retry=on_retry,
+        reset=reset,
+    )
 
 
 class TritonPairScorer:

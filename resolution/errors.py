@@ -1,4 +1,15 @@
-"""Errors the resolution core and its clients share."""
+"""Errors the resolution core and its clients share, and the one retry loop for dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class DependencyUnavailable(RuntimeError):
@@ -7,3 +18,40 @@ class DependencyUnavailable(RuntimeError):
     The worker keeps the batch, reports degraded health and tries again: nothing is dropped."""
 
     dependency = "unknown"
+
+
+async def with_backoff(
+    call: Callable[[], Awaitable[T]],
+    *,
+    unavailable: type[DependencyUnavailable],
+    what: str,
+    retry_max_s: float,
+    retryable: tuple[type[BaseException], ...] = (Exception,),
+    on_retry: Callable[[str], None] | None = None,
+    reset: Callable[[], Awaitable[None]] | None = None,
+    call_timeout_s: float | None = None,
+) -> T:
+    """Calls until it succeeds, backing off exponentially; after ``retry_max_s`` raises ``unavailable``.
+
+    ``call_timeout_s`` bounds each attempt, so a hung connection counts as a failed attempt.
+    ``reset`` drops the client between attempts: a restarted server needs a new channel."""
+    delay = 0.2
+    waited = 0.0
+    while True:
+        started = time.monotonic()
+        try:
+            if call_timeout_s is None:
+                return await call()
+            return await asyncio.wait_for(call(), timeout=call_timeout_s)
+        except retryable as exc:
+            waited += time.monotonic() - started
+            if waited >= retry_max_s:
+                raise unavailable(f"{what}: {exc!r}") from exc
+            if on_retry is not None:
+                on_retry(unavailable.dependency)
+            log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
+            if reset is not None:
+                await reset()

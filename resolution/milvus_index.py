@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from resolution.candidates import IndexedRow, IndexHit
-from resolution.errors import DependencyUnavailable
+from resolution.errors import DependencyUnavailable, with_backoff
 
 log = logging.getLogger(__name__)
 
@@ -87,28 +86,24 @@ class MilvusVectorIndex:
         client.load_collection(self._collection)
 
     async def _call(self, what: str, fn: Callable[[Any], Any]) -> Any:
-        delay = 0.2
-        waited = 0.0
-        while True:
-            started = time.monotonic()
-            try:
-                # pymilvus retries a broken channel internally for a long time; bound each call so
-                # an outage shows up as retries (and in metrics) instead of one silent hang.
-                return await asyncio.wait_for(
-                    asyncio.to_thread(lambda: fn(self._connect())), timeout=self._call_timeout_s
-                )
-            except Exception as exc:  # pymilvus raises many kinds; all mean "try again"
-                waited += time.monotonic() - started
-                if waited >= self._retry_max_s:
-                    raise MilvusUnavailable(f"Milvus {what} at {self._uri}: {exc}") from exc
-                if self._on_retry is not None:
-                    self._on_retry("milvus")
-                log.warning("Milvus %s failed (%s); retrying in %.1fs", what, exc, delay)
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 5.0)
-                self._client = None
-                self._ready = False
+        async def attempt() -> Any:
+            return await asyncio.to_thread(lambda: fn(self._connect()))
+
+        async def reset() -> None:
+            self._client = None
+            self._ready = False
+
+        # pymilvus retries a broken channel internally for a long time; bounding each call makes
+        # an outage show up as counted retries instead of one silent hang.
+        return await with_backoff(
+            attempt,
+            unavailable=MilvusUnavailable,
+            what=f"Milvus {what} at {self._uri}",
+            retry_max_s=self._retry_max_s,
+            on_retry=self._on_retry,
+            reset=reset,
+            call_timeout_s=self._call_timeout_s,
+        )
 
     async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
         if len(vectors) == 0:

@@ -18,12 +18,8 @@ MAX_EXTRA_ENTRIES = 50
 MIN_YEAR, MAX_YEAR = 1800, 2100
 
 
-class InvalidEvent(ValueError):
-    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.field = field
+class InvalidEvent(CodecError):
+    """An event refused for its content; same shape as a decoding error, so one DLQ path serves both."""
 
 
 @dataclass(frozen=True)
