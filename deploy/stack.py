@@ -95,6 +95,10 @@ class LocalStack:
             if self._alive(svc) and self._is_ready(svc):
                 say(f"{svc.name}: already running on 127.0.0.1:{svc.port}")
                 continue
+            if self._is_ready(svc):
+                # Started elsewhere (another checkout, a system service): use it, never stop it.
+                say(f"{svc.name}: answering on 127.0.0.1:{svc.port}, not started here; using it")
+                continue
             if port_open(svc.port):
                 raise StackError(svc.name, f"port {svc.port} is taken by another process", self._log(svc))
             self._start(svc)
@@ -187,6 +191,8 @@ class LocalStack:
         (self.pids / f"{svc.name}.pid").write_text(str(proc.pid))
 
     def _wait(self, svc: Service, timeout_s: float | None = None) -> None:
+        if not self._alive(svc) and self._is_ready(svc):
+            return
         timeout_s = self.s.start_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
