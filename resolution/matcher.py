@@ -41,6 +41,17 @@ class PairScorer(Protocol):
     async def score(self, pairs: list[PairInput]) -> list[PairScore]: ...
 
 
+def with_identifier_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
+    """Two different valid ISRCs are two recordings, whatever the text says.
+
+    The golden sets carry no ISRCs, so a trained model cannot have learned this; it is applied
+    after any scorer. The p(same) it removes goes to ``none``."""
+    if signals.get("isrc_conflict", 0.0) < 1.0 or probabilities.get("same", 0.0) <= 0.01:
+        return probabilities
+    moved = probabilities["same"] - 0.01
+    return {**probabilities, "same": 0.01, "none": probabilities.get("none", 0.0) + moved}
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 

@@ -13,6 +13,8 @@ from typing import Any
 import faust
 from confluent_kafka import KafkaError, KafkaException
 from faust.streams import _current_event
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
 from faust.web import Request, Response, View
 
 from content_resolver.settings import Settings
@@ -21,7 +23,7 @@ from resolution.errors import DependencyUnavailable
 from streams.handler import EventBatchHandler, EventScope, InboundMessage, OutboundRecord
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
-from streams.recovery import DecisionLogCatchUp, marker_key
+from streams.recovery import DecisionLogCatchUp, OffsetGaps, marker_key
 from streams.state import StagedTable
 from streams.topics import Schemas
 
@@ -48,6 +50,19 @@ def _as_current_event(event: Any) -> Iterator[None]:
     finally:
         if token is not None:
             _current_event.reset(token)
+
+
+async def _never_ack_a_gap(self: Any, tp: TP, offset_from: int, offset_to: int) -> None:
+    """Replaces Faust's gap handling: it counts offsets it never delivered as acknowledged.
+
+    That is meant for compacted or transactional topics; our content topics are neither, so a gap
+    means messages Faust dropped (it does while a rebalance suspends its flow). Counting them as
+    done would commit past them and lose them; left unacknowledged they hold the commit back and
+    ``OffsetGaps`` reads them again.
+    """
+
+
+FaustConsumer._add_gap = _never_ack_a_gap  # type: ignore[method-assign]
 
 
 def faust_broker_credentials(settings: Settings) -> Any:
@@ -83,6 +98,7 @@ def create_app(
         topic_replication_factor=1,
         table_standby_replicas=0,
         web_host="127.0.0.1",
+        web_bind="127.0.0.1",
         web_port=w.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
@@ -104,13 +120,21 @@ def create_app(
     out_topics = {name: app.topic(name, key_type=bytes, value_type=bytes) for name in (names.decisions, names.dlq)}
     status: dict[str, Any] = {"degraded": {}, "batches": 0, "recovered_decisions": 0}
 
+    gaps = OffsetGaps()
+
+    def committed_offset(topic: str, partition: int) -> int | None:
+        # Faust keeps the offsets it resumed reading from; there is no public accessor.
+        return app.consumer._committed_offset.get(TP(topic, partition))
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         catch_up.forget()
+        gaps.forget()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         catch_up.forget()
+        gaps.forget()
 
     async def send(records: list[OutboundRecord]) -> list[int]:
         """Sends all records and waits for every acknowledgement; failed ones are sent again,
@@ -232,6 +256,17 @@ def create_app(
             # process() only returns when every event has a decision or a dead letter.
             await process(list(events), messages)
             record_lag(events)
+            positions = [(e.message.topic, e.message.partition, e.message.offset) for e in events]
+            for topic, partition, start in gaps.observe(positions, committed_offset):
+                metrics.offset_gaps.inc()
+                log.warning("%s[%d]: messages from offset %d were skipped; reading them again", topic, partition, start)
+                await app.consumer.seek(TP(topic, partition), start)
+
+    @app.timer(interval=3.0)
+    async def reread_skipped() -> None:
+        for topic, partition, start in gaps.overdue(after_s=3.0):
+            log.warning("%s[%d]: offset %d has not come back yet; seeking again", topic, partition, start)
+            await app.consumer.seek(TP(topic, partition), start)
 
     @app.page("/metrics")
     class Metrics(View):

@@ -14,6 +14,9 @@ class ResolverMetrics:
         self.events_in = Counter("resolver_events_in_total", "Content events consumed", registry=r)
         self.decisions = Counter("resolver_decisions_total", "Decisions produced", ["action"], registry=r)
         self.dead_letters = Counter("resolver_dead_letters_total", "Events sent to the DLQ", ["reason"], registry=r)
+        self.offset_gaps = Counter(
+            "resolver_offset_gaps_total", "Skipped input offsets detected and read again", registry=r
+        )
         self.duplicates = Counter("resolver_duplicate_events_total", "Re-delivered event ids skipped", registry=r)
         self.retries = Counter(
             "resolver_dependency_retries_total", "Retried dependency calls", ["dependency"], registry=r

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,76 @@ class DecisionLogCatchUp:
         self._caught_up.add(partition)
         self.applied_total += applied
         if applied:
-            log.warning("partition %d: applied %d decisions missing from the state (offsets %d..%d)",
-                        partition, applied, start, end)
+            log.warning(
+                "partition %d: applied %d decisions missing from the state (offsets %d..%d)",
+                partition,
+                applied,
+                start,
+                end,
+            )
         return applied
+
+
+class OffsetGaps:
+    """Finds messages a worker was handed past but never got, so they can be read again.
+
+    Faust can drop fetched messages while a rebalance suspends its flow and still move its read
+    offset past them (seen here under SIGKILL chaos: one batch per partition skipped, the
+    committed offset stuck behind it). Content topics are not transactional, so offsets within a
+    partition are contiguous: a jump means lost messages. The caller seeks back to the first
+    missing offset; what comes again is recognised as a duplicate.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next: dict[tuple[str, int], int] = {}
+        self._rewinding: dict[tuple[str, int], int] = {}
+        self._since: dict[tuple[str, int], float] = {}
+
+    def forget(self) -> None:
+        """After a rebalance Faust seeks to the committed offsets itself: start tracking afresh."""
+        self._next.clear()
+        self._rewinding.clear()
+        self._since.clear()
+
+    def observe(
+        self, positions: list[tuple[str, int, int]], committed: Callable[[str, int], int | None]
+    ) -> list[tuple[str, int, int]]:
+        """Takes (topic, partition, offset) of a batch in order; returns (topic, partition, first
+        missing offset) for each partition that jumped. The first message seen of a partition is
+        checked against ``committed`` (the offset reading resumed from)."""
+        gaps: dict[tuple[str, int], int] = {}
+        for topic, partition, offset in positions:
+            key = (topic, partition)
+            rewind_to = self._rewinding.get(key)
+            if rewind_to is not None:
+                # Messages fetched before the seek still drain; the rewind is done when it arrives.
+                if offset <= rewind_to:
+                    del self._rewinding[key]
+                    self._since.pop(key, None)
+                    self._next[key] = offset + 1
+                continue
+            expected = self._next.get(key)
+            if expected is None:
+                expected = committed(topic, partition)
+            if expected is not None and offset > expected and key not in gaps:
+                gaps[key] = expected
+            self._next[key] = offset + 1 if expected is None else max(expected, offset + 1)
+        for key, start in gaps.items():
+            self._rewinding[key] = start
+            self._since[key] = self._clock()
+        return [(topic, partition, start) for (topic, partition), start in gaps.items()]
+
+    def overdue(self, after_s: float) -> list[tuple[str, int, int]]:
+        """Rewinds whose first message has not come back within ``after_s``: seek again.
+
+        Faust's fetch loop can still be iterating messages it fetched before the seek and move
+        its read offset past the rewound ones, which it then drops; a second seek, once that
+        batch is drained, gets them."""
+        now = self._clock()
+        due = []
+        for key, start in self._rewinding.items():
+            if now - self._since[key] >= after_s:
+                self._since[key] = now
+                due.append((key[0], key[1], start))
+        return due

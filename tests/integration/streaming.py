@@ -40,13 +40,19 @@ def dead_letters(settings: Settings) -> list[dict]:
     return [SCHEMAS.dead_letter.decode(r.value) for r in read_topic(settings.kafka, settings.kafka.dlq_topic)]
 
 
-def wait_decisions(settings: Settings, event_ids: set[str], timeout_s: float = 90.0) -> dict[str, list[dict]]:
-    """Every decision per event id, once all the given ids have one (or the time is up)."""
+def wait_decisions(
+    settings: Settings, event_ids: set[str], timeout_s: float = 90.0, corrections: bool = False
+) -> dict[str, list[dict]]:
+    """The decisions per event id, once all the given ids have one (or the time is up).
+
+    Only the decision each content event gets (trigger ``content-event``), unless ``corrections``:
+    a later SPLIT, REASSIGN or entity MERGE that an event caused carries the same event id."""
     deadline = time.monotonic() + timeout_s
     while True:
         by_event: dict[str, list[dict]] = {}
         for d in decisions(settings):
-            by_event.setdefault(d["event_id"], []).append(d)
+            if corrections or d.get("trigger", "content-event") == "content-event":
+                by_event.setdefault(d["event_id"], []).append(d)
         if event_ids <= by_event.keys() or time.monotonic() > deadline:
             return by_event
         time.sleep(1.0)
