@@ -11,8 +11,7 @@ import urllib.request
 import pytest
 
 from evaluation.sample_catalogue import generate_catalogue
-from resolution.entities import EntityStore
-from streams.recovery import decision_from_record
+from resolution.entities import rebuild_state
 from tests.integration.streaming import decisions, produce, wait_decisions
 
 pytestmark = pytest.mark.integration
@@ -27,13 +26,8 @@ def live_state(port: int) -> dict:
 
 
 def replayed_state(records: list[dict]) -> dict:
-    """The state rebuilt from the decisions topic alone, partition by partition, in offset order."""
-    table: dict = {}
-    store = EntityStore(table)
-    for record in records:
-        if store.decision_for(record["event_id"]) is None:
-            store.apply(decision_from_record(record), record["decision_id"])
-    return table
+    """The state rebuilt from the decisions topic alone, in the order they were applied."""
+    return rebuild_state(records)
 
 
 def assignment(state: dict) -> dict[str, str]:
