@@ -69,18 +69,27 @@ def stop_worker(settings: Settings) -> None:
     path.unlink(missing_ok=True)
 
 
-def reset_state(settings: Settings) -> None:
-    """Starts from empty topics, an empty index and no worker state."""
+def drop_namespace(settings: Settings, milvus_retry_s: float | None = None) -> None:
+    """Deletes a worker's topics, its state changelog and its Milvus collection."""
     import asyncio
 
     from inference.text_encoder import TEXT_DIM
     from resolution.milvus_index import MilvusVectorIndex
-    from streams.kafka import delete_topics, ensure_topics, topic_names
+    from streams.kafka import delete_topics, topic_names
 
     w = settings.worker
+    delete_topics(settings.kafka, [*topic_names(settings.kafka).all(), f"{w.app_id}-entity-state-changelog"])
+    retry_s = w.retry_max_s if milvus_retry_s is None else milvus_retry_s
+    index = MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=retry_s)
+    asyncio.run(index.drop())
+
+
+def reset_state(settings: Settings) -> None:
+    """Starts from empty topics, an empty index and no worker state."""
+    from streams.kafka import ensure_topics
+
     stop_worker(settings)
-    names = [*topic_names(settings.kafka).all(), f"{w.app_id}-entity-state-changelog"]
-    delete_topics(settings.kafka, names)
+    drop_namespace(settings)
     deadline = time.monotonic() + TOPIC_WAIT_S
     while True:
         try:
@@ -90,8 +99,6 @@ def reset_state(settings: Settings) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
-    index = MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token)
-    asyncio.run(index.drop())
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -230,36 +230,32 @@ class BatchResolver:
             out.append(keep + rest)
         return out
 
+    def _certain_merge(
+        self, item: ContentItem, entity_id: str, ranked: tuple[ScoredCandidate, ...], reason: str
+    ) -> Decision:
+        """A merge that needs no score: the item's entity is already known for certain."""
+        return Decision(
+            event_id=item.event_id,
+            content_id=item.content_id,
+            action=Action.MERGE,
+            entity_id=entity_id,
+            work_id=self._store.work_of(entity_id) or entity_id,
+            confidence=1.0,
+            relation=Relation.SAME,
+            candidates=ranked,
+            reason=reason,
+        )
+
     def _decide(self, item: ContentItem, norm: NormalisedItem, scored: list[ScoredCandidate]) -> Decision:
         known = self._store.entity_of(item.content_id)
         ranked = tuple(sorted(scored, key=lambda c: -c.score))
         if known is not None:
             # A re-delivery of a content id we already hold under a new event id.
-            return Decision(
-                event_id=item.event_id,
-                content_id=item.content_id,
-                action=Action.MERGE,
-                entity_id=known,
-                work_id=self._store.work_of(known) or known,
-                confidence=1.0,
-                relation=Relation.SAME,
-                candidates=ranked,
-                reason="content id already resolved",
-            )
+            return self._certain_merge(item, known, ranked, "content id already resolved")
         linked = self._corrector.must_link_target(item.content_id)
         if linked is not None:
             entity_id, partner = linked
-            return Decision(
-                event_id=item.event_id,
-                content_id=item.content_id,
-                action=Action.MERGE,
-                entity_id=entity_id,
-                work_id=self._store.work_of(entity_id) or entity_id,
-                confidence=1.0,
-                relation=Relation.SAME,
-                candidates=ranked,
-                reason=f"curator feedback: same as {partner}",
-            )
+            return self._certain_merge(item, entity_id, ranked, f"curator feedback: same as {partner}")
         forbidden = frozenset(self._corrector.forbidden_entities(item.content_id, scored))
         outcome = self._policy.decide(scored, forbidden)
         target = outcome.target

@@ -31,10 +31,6 @@ def marker_key(partition: int) -> str:
     return f"o:{partition}"
 
 
-def decision_from_record(record: dict[str, Any]) -> Decision:
-    return Decision.from_record(record)
-
-
 def read_partition(
     kafka: KafkaSettings, topic: str, partition: int, start: int, schema: AvroSchema
 ) -> tuple[list[dict[str, Any]], int]:
@@ -103,7 +99,7 @@ class DecisionLogCatchUp:
         for record in records:
             # By decision id: one event can cause several decisions (corrections share its id).
             if not store.applied(record["decision_id"]):
-                store.apply(decision_from_record(record), record["decision_id"])
+                store.apply(Decision.from_record(record), record["decision_id"])
                 store.note_trace(record["decision_id"], record.get("trace_id") or "", record["event_id"])
                 applied += 1
         table_set(marker_key(partition), end)

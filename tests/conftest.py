@@ -120,15 +120,9 @@ def worker(
 
 def drop_namespace(settings: Settings) -> None:
     """Deletes a test worker's topics and Milvus collection, so the shared stack stays light."""
-    import asyncio
+    from content_resolver.demo import drop_namespace as drop
 
-    from inference.text_encoder import TEXT_DIM
-    from resolution.milvus_index import MilvusVectorIndex
-    from streams.kafka import delete_topics, topic_names
-
-    w = settings.worker
-    delete_topics(settings.kafka, [*topic_names(settings.kafka).all(), f"{w.app_id}-entity-state-changelog"])
-    asyncio.run(MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, retry_max_s=5).drop())
+    drop(settings, milvus_retry_s=5)
 
 
 def wait_for(predicate, timeout_s: float, interval_s: float = 0.5):  # type: ignore[no-untyped-def]
