@@ -150,6 +150,8 @@ def run_demo(settings: Settings, reset: bool = True) -> int:
 
     started = time.monotonic()
     stack = LocalStack(settings.stack)
+    if reset and stack.discard_milvus_data():
+        print("[demo] starting Milvus from an empty data folder (the demo drops its collection anyway)")
     stack.up()
     if reset:
         print("[demo] starting clean: empty topics, index and entity state")

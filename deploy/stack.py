@@ -136,6 +136,20 @@ class LocalStack:
             self._start(svc)
         self._wait(svc, timeout_s)
 
+    def discard_milvus_data(self) -> bool:
+        """Removes a stopped Milvus' data folder; returns whether there was one.
+
+        Milvus Lite 2.3.5, once killed, can spend minutes or forever recovering stale etcd
+        sessions; a caller that is about to drop its collection anyway (the demo) starts clean."""
+        svc = self._service("milvus")
+        if self._alive(svc) or self._is_ready(svc):
+            return False
+        data = self.state / "milvus"
+        if not data.exists():
+            return False
+        shutil.rmtree(data)
+        return True
+
     def status(self) -> dict[str, str]:
         out = {}
         for svc in self.services:
