@@ -83,7 +83,14 @@ def build_worker(settings: Settings) -> Worker:
         finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM)
         corrector = Corrector(store, correction_limits(settings, thresholds))
         resolver = BatchResolver(
-            encoder, finder, scorer, policy, store, max_candidates=w.candidates_k, corrector=corrector
+            encoder,
+            finder,
+            scorer,
+            policy,
+            store,
+            max_candidates=w.candidates_k,
+            corrector=corrector,
+            pipeline_chunk=w.pipeline_chunk,
         )
         return EventBatchHandler(resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope)
 

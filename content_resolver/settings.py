@@ -30,6 +30,10 @@ class StackSettings:
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
     triton_model_repository: Path = REPO_ROOT / "triton_models"
+    # Models Triton loads at start (comma-separated); "*" loads the whole repository. Each text
+    # model is a python-backend process of ~1.2 GB, so by default only the worker's text model
+    # and matcher load (see Settings.from_env).
+    triton_models: str = "text_encoder_bf16,matcher"
     torch_threads: int = 1
     milvus_port: int = 19530
     jaeger_version: str = "v1.76.0"
@@ -61,6 +65,9 @@ class WorkerSettings:
     web_port: int = 6066
     batch_size: int = 64
     batch_window_s: float = 0.05
+    # A batch is resolved in chunks of this many events; the next chunk is embedded (in Triton)
+    # while this one is searched, scored and decided. 0: one chunk, no overlap.
+    pipeline_chunk: int = 32
     max_title_chars: int = 1000
     max_artists: int = 50
     max_field_chars: int = 1000
@@ -109,10 +116,12 @@ class Settings:
             env.setdefault("RESOLVER_KAFKA_BOOTSTRAP_SERVERS", env["KAFKA_BOOTSTRAP_SERVERS"])
         if "TRITON_URL" in env:
             env.setdefault("RESOLVER_WORKER_TRITON_URL", env["TRITON_URL"])
+        worker = _section(WorkerSettings, "RESOLVER_WORKER_", env)
+        env.setdefault("RESOLVER_STACK_TRITON_MODELS", f"{worker.text_model},{worker.matcher_model}")
         return cls(
             stack=_section(StackSettings, "RESOLVER_STACK_", env),
             kafka=_section(KafkaSettings, "RESOLVER_KAFKA_", env),
-            worker=_section(WorkerSettings, "RESOLVER_WORKER_", env),
+            worker=worker,
         )
 
 

@@ -400,6 +400,12 @@ class LocalStack:
         if not target.exists():
             shutil.copy2(stub, target)
 
+    def _triton_model_flags(self) -> list[str]:
+        names = [m.strip() for m in self.s.triton_models.split(",") if m.strip()]
+        if not names or "*" in names:
+            return []
+        return ["--model-control-mode=explicit", *(f"--load-model={name}" for name in names)]
+
     def _triton(self) -> Service:
         def command() -> list[str]:
             root = self._triton_root()
@@ -421,6 +427,7 @@ class LocalStack:
                 # encoder down with it; clients check the readiness of the model they use.
                 "--exit-on-error=false",
                 "--strict-readiness=false",
+                *self._triton_model_flags(),
             ]
 
         def env() -> dict[str, str]:

@@ -1,11 +1,15 @@
 """Resolves a batch of content items: the same code runs in the worker and in evaluation.
 
-Per batch: one encoder call, one index search, one scorer call; then items are decided in
-arrival order, so each item is also compared with the batch's earlier items.
+A batch is cut into chunks. Per chunk: one encoder call, one index search, one scorer call;
+then items are decided in arrival order, so each item is also compared with the batch's earlier
+items. The encoder call of the next chunk runs while the current one is searched, scored and
+decided: embedding is stateless, and it is the one stage that runs in another process (Triton)
+for long enough to be worth overlapping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -33,7 +37,8 @@ class TextEncoder(Protocol):
 class BatchResult:
     decisions: list[Decision]  # one per fresh content item
     duplicates: list[ContentItem]
-    stages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Wall-clock (start, end) of each stage, one interval per chunk; embed overlaps the others.
+    stages: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     candidates_considered: int = 0
     # Entity-level changes (MERGE of entities, SPLIT, REASSIGN) and applied feedback (CONSTRAIN...).
     corrections: list[Decision] = field(default_factory=list)
@@ -49,7 +54,7 @@ class StageClock:
     """Wall-clock start and end of each stage, so the caller can emit spans and metrics."""
 
     def __init__(self) -> None:
-        self.stages: dict[str, tuple[int, int]] = {}
+        self.stages: dict[str, list[tuple[int, int]]] = {}
         self._open: tuple[str, int] | None = None
 
     def start(self, name: str) -> None:
@@ -59,8 +64,11 @@ class StageClock:
     def stop(self) -> None:
         if self._open is not None:
             name, start = self._open
-            self.stages[name] = (start, time.time_ns())
+            self.add(name, start, time.time_ns())
             self._open = None
+
+    def add(self, name: str, start: int, end: int) -> None:
+        self.stages.setdefault(name, []).append((start, end))
 
 
 class BatchResolver:
@@ -73,6 +81,7 @@ class BatchResolver:
         store: EntityStore,
         max_candidates: int = 10,
         corrector: Corrector | None = None,
+        pipeline_chunk: int = 0,
     ) -> None:
         self._encoder = encoder
         self._finder = finder
@@ -85,6 +94,8 @@ class BatchResolver:
             store, CorrectionLimits(merge_threshold=t.merge, bind_threshold=t.merge)
         )
         self._last_sequence = 0
+        # 0: the whole batch is one chunk (no overlap).
+        self._pipeline_chunk = pipeline_chunk
 
     @property
     def model_version(self) -> str:
@@ -140,8 +151,56 @@ class BatchResolver:
 
         clock.start("normalise")
         norms = [normalise(i) for i in fresh]
-        clock.start("embed")
-        vectors = await self._encoder.encode([n.embed_text for n in norms])
+        clock.stop()
+        size = self._pipeline_chunk or len(fresh)
+        bounds = [(lo, min(lo + size, len(fresh))) for lo in range(0, len(fresh), size)]
+
+        async def embed(lo: int, hi: int) -> np.ndarray:
+            start = time.time_ns()
+            vectors = await self._encoder.encode([n.embed_text for n in norms[lo:hi]])
+            clock.add("embed", start, time.time_ns())
+            return vectors
+
+        decisions: list[Decision] = []
+        corrections: list[Decision] = []
+        reexamined: list[int] = []
+        rows: list[IndexedRow] = []
+        considered = 0
+        pending = asyncio.ensure_future(embed(*bounds[0]))
+        try:
+            for n, (lo, hi) in enumerate(bounds):
+                vectors = await pending
+                if n + 1 < len(bounds):
+                    pending = asyncio.ensure_future(embed(*bounds[n + 1]))
+                    await asyncio.sleep(0)  # let it send its request before this chunk's CPU work
+                considered += await self._resolve_chunk(
+                    fresh[lo:hi], norms[lo:hi], vectors, clock, decisions, corrections, reexamined, rows
+                )
+        finally:
+            # An outage mid-batch: the next chunk's embedding is never awaited; do not leak it.
+            if not pending.done():
+                pending.cancel()
+            elif not pending.cancelled():
+                pending.exception()  # retrieved, so asyncio does not log it as lost
+
+        clock.start("index")
+        await self._finder.write(rows)
+        clock.stop()
+        return BatchResult(decisions, duplicates, clock.stages, considered, corrections, reexamined)
+
+    async def _resolve_chunk(
+        self,
+        fresh: list[ContentItem],
+        norms: list[NormalisedItem],
+        vectors: np.ndarray,
+        clock: StageClock,
+        decisions: list[Decision],
+        corrections: list[Decision],
+        reexamined: list[int],
+        rows: list[IndexedRow],
+    ) -> int:
+        """Searches, scores and decides one chunk, appending to the batch's lists; returns the
+        number of candidates considered. Earlier chunks are found as recent writes."""
         clock.start("search")
         keys = [n.title_key for n in norms]
         isrcs = [n.isrc or "" for n in norms]
@@ -153,10 +212,6 @@ class BatchResolver:
         scores = await self._scorer.score(pairs) if pairs else []
 
         clock.start("decide")
-        decisions: list[Decision] = []
-        corrections: list[Decision] = []
-        reexamined: list[int] = []
-        rows: list[IndexedRow] = []
         cursor = 0
         considered = 0
         for i, item in enumerate(fresh):
@@ -191,11 +246,8 @@ class BatchResolver:
                 )
             )
             self._finder.remember([rows[-1]])
-
-        clock.start("index")
-        await self._finder.write(rows)
         clock.stop()
-        return BatchResult(decisions, duplicates, clock.stages, considered, corrections, reexamined)
+        return considered
 
     def _gather(
         self, norms: list[NormalisedItem], vectors: np.ndarray, prefetched: list[list[Candidate]]

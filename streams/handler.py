@@ -180,8 +180,8 @@ class EventBatchHandler:
         ) as batch_span:
             result = await self._resolver.resolve(items, feedback)
         m.stage_seconds.labels("consume").observe((consume_end - consume_start) / 1e9)
-        for stage, (start, end) in result.stages.items():
-            m.stage_seconds.labels(stage).observe((end - start) / 1e9)
+        for stage, intervals in result.stages.items():
+            m.stage_seconds.labels(stage).observe(sum(end - start for start, end in intervals) / 1e9)
         m.duplicates.inc(len(result.duplicates))
         if result.decisions:
             m.candidates.observe(result.candidates_considered / len(result.decisions))
@@ -216,8 +216,7 @@ class EventBatchHandler:
             ctx = trace.set_span_in_context(span)
             self._tracer.start_span("consume", context=ctx, start_time=consume_start).end(end_time=consume_end)
             for stage in STAGES:
-                if stage in result.stages:
-                    start, end = result.stages[stage]
+                for start, end in result.stages.get(stage, ()):
                     self._tracer.start_span(stage, context=ctx, start_time=start).end(end_time=end)
             record = decision_record(decision, model_version, trace_id_hex(span), produced_at[decision.event_id])
             self._resolver.note_trace(decision, record["trace_id"])

@@ -1,0 +1,23 @@
+"""Settings from the environment, and what the local stack derives from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from content_resolver.settings import Settings
+from deploy.stack import LocalStack
+
+
+def test_triton_loads_the_workers_models_unless_told_otherwise() -> None:
+    assert Settings.from_env({}).stack.triton_models == "text_encoder_bf16,matcher"
+    chosen = Settings.from_env({"RESOLVER_WORKER_TEXT_MODEL": "text_encoder_int8"})
+    assert chosen.stack.triton_models == "text_encoder_int8,matcher"
+    flags = LocalStack(chosen.stack)._triton_model_flags()
+    assert flags == ["--model-control-mode=explicit", "--load-model=text_encoder_int8", "--load-model=matcher"]
+    everything = Settings.from_env({"RESOLVER_STACK_TRITON_MODELS": "*"})
+    assert LocalStack(everything.stack)._triton_model_flags() == []
+
+
+def test_a_typed_field_with_a_bad_value_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="RESOLVER_WORKER_PIPELINE_CHUNK='many': expected int"):
+        Settings.from_env({"RESOLVER_WORKER_PIPELINE_CHUNK": "many"})
