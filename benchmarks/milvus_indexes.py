@@ -184,7 +184,7 @@ def _measure(col: StudyCollection, queries: np.ndarray, exact: np.ndarray, param
     }
 
 
-def study_size(settings: Settings, size: int, real: np.ndarray, say: Any = _say) -> dict:
+def study_size(settings: Settings, size: int, real: np.ndarray, say: Any = _say, only: set[str] | None = None) -> dict:
     rng = np.random.default_rng(size)
     order = rng.permutation(len(real))
     queries = real[order[:QUERIES]]
@@ -205,6 +205,8 @@ def study_size(settings: Settings, size: int, real: np.ndarray, say: Any = _say)
         out["insert_s"] = round(time.perf_counter() - start, 1)
         say(f"[milvus] {size}: inserted ({source}) in {out['insert_s']}s")
         for choice in index_choices(size):
+            if only and choice.name not in only:
+                continue
             try:
                 build_s = col.build(choice)
             except Exception as exc:  # an index type this server does not offer or is not set up for
@@ -256,7 +258,10 @@ def consistency_study(col: StudyCollection, base: np.ndarray, rng: np.random.Gen
     return result
 
 
-def run_index_study(settings: Settings, sizes: list[int], data_root: Path, say: Any = _say) -> dict:
+def run_index_study(
+    settings: Settings, sizes: list[int], data_root: Path, say: Any = _say, only: set[str] | None = None
+) -> dict:
+    """``only``: index types to measure (all by default); at 500k some take many minutes to build."""
     if not data_root.exists():
         raise SystemExit(f"no shared datasets at {data_root}: the study needs real titles")
     say(f"[milvus] embedding the real titles under {data_root} (cached in .cache/embeddings)")
@@ -264,7 +269,7 @@ def run_index_study(settings: Settings, sizes: list[int], data_root: Path, say: 
     say(f"[milvus] {len(real)} distinct real texts")
     study = {"real_vectors": len(real), "k": K, "queries": QUERIES, "sizes": {}}
     for size in sizes:
-        study["sizes"][str(size)] = study_size(settings, size, real, say)
+        study["sizes"][str(size)] = study_size(settings, size, real, say, only)
     print(format_study(study))
     return study
 

@@ -226,7 +226,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.milvus:
         from benchmarks.milvus_indexes import run_index_study
 
-        study = run_index_study(settings, [int(n) for n in args.milvus.split(",")], Path(args.dataset_root))
+        only = {name.strip().upper() for name in args.milvus_indexes.split(",")} if args.milvus_indexes else None
+        sizes = [int(n) for n in args.milvus.split(",")]
+        study = run_index_study(settings, sizes, Path(args.dataset_root), only=only)
         if args.json:
             write_json(Path(args.json), study)
         return 0
@@ -317,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--soak", type=float, metavar="MINUTES", help="then run at half load this long, tracking RSS")
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
+    s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
     s.add_argument(
         "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
     )
