@@ -370,6 +370,64 @@ def split_artists(raw: str) -> tuple[list[str], list[str]]:
 _DASH_SEPARATOR_RE = re.compile(r"\s+[-–—]\s+")
 
 
+# Values of other fields that some feeds glue into the title ("Song 3:33", "Song $ 1.29",
+# "Song ( C ) 2014 Label 18-May-15"). They are matched on the raw title, before brackets are read.
+_GLUED_PRICE_RE = re.compile(r"(?<!\S)[$€£]\s?\d{1,3}(?:[.,]\d{2})?(?!\S)")
+_GLUED_CLOCK_RE = re.compile(r"(?<![\d:.])(\d{1,2}):([0-5]\d)(?![\d:])")
+_MONTH_WORD = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_GLUED_DATE_RE = re.compile(
+    rf"(?<!\w)(?:\d{{1,2}}-{_MONTH_WORD}-(\d{{2}}|\d{{4}})|{_MONTH_WORD}\s+\d{{1,2}}\s*,\s*(\d{{4}})|"
+    rf"(\d{{4}})-\d{{2}}-\d{{2}})(?!\w)",
+    re.I,
+)
+# A copyright or phonogram notice runs from its mark to the end of the text (or to the next
+# glued value); "‰ ãÑ" is how "℗" arrives through a Latin-1 round trip.
+# "(C)" / "(P)" count only before a year, so that a title ending in "(C)" keeps it.
+_GLUED_NOTICE_RE = re.compile(r"(?:\(\s*[cp]\s*\)\s*(?=(?:19|20)\d\d\b)|[©℗]|‰\s*ãÑ)[^\x00]*", re.I)
+_SPREADSHEET_ERROR_RE = re.compile(r"#(?:NAME|VALUE|REF|N/A)\s*\?|#(?:NAME|VALUE|REF)!", re.I)
+_GLUED = "\x00"
+
+
+@dataclass(frozen=True)
+class GluedFields:
+    title: str
+    duration_ms: int | None
+    year: int | None
+
+
+def strip_glued_fields(title: str) -> GluedFields:
+    """The title without the durations, prices, dates and copyright notices glued into it, and
+    the first duration and year found there (the caller uses them only where its own fields are
+    empty). A title that is nothing but such a value ("4:44", "1999") is left as it is."""
+    if not title or not re.search(r"\d|[$€£©℗#]|\(\s*[cpCP]\s*\)", title):
+        return GluedFields(title, None, None)
+    duration: int | None = None
+    year: int | None = None
+
+    def _date(match: re.Match[str]) -> str:
+        nonlocal year
+        raw = next(g for g in match.groups() if g)
+        if year is None:
+            year = parse_year(raw if len(raw) == 4 else "'" + raw)
+        return _GLUED
+
+    def _clock(match: re.Match[str]) -> str:
+        nonlocal duration
+        if duration is None:
+            duration = parse_duration_ms(match.group(0))
+        return _GLUED
+
+    text = _SPREADSHEET_ERROR_RE.sub(_GLUED, title)
+    text = _GLUED_PRICE_RE.sub(_GLUED, text)
+    text = _GLUED_DATE_RE.sub(_date, text)
+    text = _GLUED_CLOCK_RE.sub(_clock, text)
+    text = _GLUED_NOTICE_RE.sub(_GLUED, text)
+    cleaned = " ".join(text.replace(_GLUED, " ").split())
+    if not normalise_text(cleaned):
+        return GluedFields(title, None, None)
+    return GluedFields(cleaned, duration, year)
+
+
 def split_artist_from_title(title: str, artist: str) -> tuple[str, str]:
     """``(title, artist)``: when the artist is empty and the title reads "Artist - Title", split it.
 
@@ -436,7 +494,7 @@ _TAG_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("mono", r"\bmono\b"),
         ("stereo", r"\bstereo\b"),
         # "Re-Edit" is a remix and "Radio Edit" has its own tag; any other edit cuts the same recording.
-        ("edit", r"(?<!re )(?<!radio )\bedit\b|\bsingle version\b"),
+        ("edit", r"(?<!re )(?<!radio )\bedit(?:ed)?\b|\bsingle version\b"),
     )
 )
 # A bare "mix" is a remix unless it names the standard mix of the same recording.
@@ -557,13 +615,16 @@ def parse_title(title: str, release: str | None = None) -> ParsedTitle:
             primary, more = split_artists(feat.group(1))
             featured.extend(primary + more)
             return " "
+        if content.strip().startswith("+"):
+            return " "  # "[ + Video ]", "[ + Digital Booklet ]": bonus material of the release
         found = _segment_tags(content)
         if found is None:
             return match.group(0)
         tags.update(found)
         return " "
 
-    text = _GROUP_RE.sub(_take_group, text)
+    # Twice: a tag group nested in another ("( Album Version ( Edited ) )") frees the outer one.
+    text = _GROUP_RE.sub(_take_group, _GROUP_RE.sub(_take_group, text))
     inline = _INLINE_FEAT_RE.search(text)
     if inline and inline.start() > 0:
         after = text[inline.end() :]
@@ -705,8 +766,11 @@ def normalise(item: ContentItem) -> NormalisedItem:
     artist entry is split again so that a raw "A feat. B" entry reads like a parsed one; names
     listed in ``extra["featured_artists"]`` count as featured. Featured artists from the title
     and the artist field are merged; a kind ending in ``_video`` makes the class ``video``.
+    Durations, prices, dates and copyright notices glued into the title are taken out of it
+    (``strip_glued_fields``) and fill the duration and year when the item has none.
     """
-    title = item.title or ""
+    glued = strip_glued_fields(item.title or "")
+    title = glued.title
     raw_artists = [a for a in item.artists if a and a.strip()]
     if not raw_artists:
         title, artist = split_artist_from_title(title, "")
@@ -733,8 +797,8 @@ def normalise(item: ContentItem) -> NormalisedItem:
         artists=artists,
         featured=merged,
         release=normalise_release(item.release),
-        duration_ms=item.duration_ms,
-        year=item.year,
+        duration_ms=item.duration_ms or glued.duration_ms,
+        year=item.year or glued.year,
         isrc=normalise_isrc(item.isrc),
         language=normalise_language(item.language),
         source=item.source,

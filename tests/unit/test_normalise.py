@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -20,6 +21,7 @@ from resolution.normalise import (
     parse_year,
     split_artist_from_title,
     split_artists,
+    strip_glued_fields,
 )
 
 
@@ -463,3 +465,40 @@ def test_meta_round_trip_is_exact_and_compact() -> None:
     bare = NormalisedItem(content_id="2", kind="recording", title_core="x")
     assert bare.to_meta() == {"content_id": "2", "kind": "recording", "title_core": "x"}
     assert NormalisedItem.from_meta(bare.to_meta()) == bare
+
+
+@pytest.mark.parametrize(
+    ("title", "cleaned", "duration_ms", "year"),
+    [
+        ("Silver and Gold 3:33", "Silver and Gold", 213_000, None),
+        ("Halcyon Ellie Goulding $ 1.29 ‰ ãÑ 2013 Polydor Ltd. ( UK )", "Halcyon Ellie Goulding", None, None),
+        ("Gone [ Clean ] ( C ) 2013 XO & co. , Inc. 8:07 September 18 , 2015", "Gone [ Clean ]", 487_000, 2015),
+        ("Piensas en Mi Nicky Jam Hits 4:46 9-Sep-14", "Piensas en Mi Nicky Jam Hits", 286_000, 2014),
+        ("Sunburn ( Bonus Track ) #NAME ?", "Sunburn ( Bonus Track )", None, None),
+        # nothing else in the title: it is the song's name
+        ("4:44", "4:44", None, None),
+        # "(C)" without a year after it is not a copyright notice
+        ("Love (C)", "Love (C)", None, None),
+        ("BWV 1007:01 Prelude", "BWV 1007:01 Prelude", None, None),
+    ],
+)
+def test_strip_glued_fields(title: str, cleaned: str, duration_ms: int | None, year: int | None) -> None:
+    glued = strip_glued_fields(title)
+    assert (glued.title, glued.duration_ms, glued.year) == (cleaned, duration_ms, year)
+
+
+def test_normalise_fills_empty_fields_from_glued_values_only() -> None:
+    item = ContentItem(
+        event_id="e", content_id="c", source="s", kind="recording", title="Who I Am With You 3:13 16-Sep-13", artists=()
+    )
+    n = normalise(item)
+    assert (n.title_core, n.duration_ms, n.year) == ("who i am with you", 193_000, 2013)
+    own = normalise(replace(item, duration_ms=191_000, year=2010))
+    assert (own.duration_ms, own.year) == (191_000, 2010)
+
+
+def test_bonus_material_and_nested_edit_groups_are_not_version_tags() -> None:
+    parsed = parse_title("Space Bound [ + Video ] [ + Digital Booklet ]")
+    assert (parsed.core, parsed.version_class) == ("space bound", "original")
+    parsed = parse_title("Gone ( Album Version ( Edited ) ) [ Clean ]")
+    assert parsed.core == "gone" and parsed.version_class == "original"
