@@ -44,7 +44,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "title_placeholder",
     "full_containment",
     "title_prefix",
+    "head_prefix",
+    "head_cover",
+    "head_ratio",
+    "head_in_other",
+    "performance_differs",
 )
+# Tags that name another performance, not another cut or mix of the same one: a demo, an
+# acoustic or live take is a different recording even when title, artist and release agree.
+PERFORMANCE_TAGS = frozenset({"live", "acoustic", "demo", "instrumental", "acapella", "karaoke", "cover", "rerecorded"})
 _PREFIX_WORDS = 4
 # Titles that carry no name: a track number, "null", two letters. A mismatch on them says
 # little, unlike a mismatch between two real titles.
@@ -87,6 +95,56 @@ def _common_prefix(a: str, b: str) -> float:
     return n / _PREFIX_WORDS
 
 
+def _tokens(text: str) -> list[str]:
+    return text.split()
+
+
+def _cut_phrases(a: NormalisedItem, b: NormalisedItem) -> list[list[str]]:
+    """Artist, featured and release names of both items, as token lists: where one of them shows
+    up inside a title, what follows is another field glued to it, not the song's name."""
+    names = {*a.artists, *a.featured, a.release, *b.artists, *b.featured, b.release}
+    return [_tokens(n) for n in names if len(n) >= 3]
+
+
+def title_head(title: str, cuts: list[list[str]]) -> list[str]:
+    """The title's words up to the first glued-on name (never the first word), numbers left out."""
+    words = _tokens(title)
+    end = len(words)
+    for phrase in cuts:
+        size = len(phrase)
+        for start in range(1, min(end, len(words) - size + 1)):
+            if words[start : start + size] == phrase:
+                end = start
+                break
+    return [w for w in words[:end] if not w.isdigit()]
+
+
+def _named_text(n: NormalisedItem) -> str:
+    """Title and artist fields together, without the release (a song may be named like its album)."""
+    return " ".join(part for part in (n.title_core, *n.artists, *n.featured) if part)
+
+
+def _head_signals(a: NormalisedItem, b: NormalisedItem) -> tuple[float, float, float, float]:
+    """How the two titles' heads agree: a feed that puts artist, release or genre after the
+    title in the title field still starts with the title. Returns (leading words in common
+    over the shorter head, over the longer head, edit-distance ratio of the heads, and how well
+    either head is found in the other's title and artist text, for feeds that moved the title
+    into another field)."""
+    cuts = _cut_phrases(a, b)
+    head_a, head_b = title_head(a.title_core, cuts), title_head(b.title_core, cuts)
+    if not head_a or not head_b:
+        return 0.0, 0.0, 0.0, 0.0
+    common = 0
+    for word_a, word_b in zip(head_a, head_b, strict=False):
+        if word_a != word_b:
+            break
+        common += 1
+    shorter, longer = sorted((len(head_a), len(head_b)))
+    text_a, text_b = " ".join(head_a), " ".join(head_b)
+    found = max(_ratio(text_a, _named_text(b), fuzz.partial_ratio), _ratio(text_b, _named_text(a), fuzz.partial_ratio))
+    return common / shorter, common / longer, _ratio(text_a, text_b), found
+
+
 def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> dict[str, float]:
     """Named, bounded signals; every value is a float so it can travel in a decision."""
     artists_a = " ".join(a.artists)
@@ -107,6 +165,7 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         _ratio(a.title_core, full_b, fuzz.partial_ratio), _ratio(b.title_core, full_a, fuzz.partial_ratio)
     )
     artist_in_other = max(_ratio(artists_a, full_b, fuzz.partial_ratio), _ratio(artists_b, full_a, fuzz.partial_ratio))
+    head_prefix, head_cover, head_ratio, head_in_other = _head_signals(a, b)
     return {
         "text_cosine": float(text_cosine),
         "title_ratio": _ratio(a.title_core, b.title_core),
@@ -140,6 +199,11 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         "title_placeholder": float(_is_placeholder(a.title_core) or _is_placeholder(b.title_core)),
         "full_containment": _containment(full_a, full_b),
         "title_prefix": _common_prefix(a.title_core, b.title_core),
+        "head_prefix": head_prefix,
+        "head_cover": head_cover,
+        "head_ratio": head_ratio,
+        "head_in_other": head_in_other,
+        "performance_differs": float(bool((a.tags ^ b.tags) & PERFORMANCE_TAGS)),
     }
 
 
