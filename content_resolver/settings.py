@@ -96,6 +96,10 @@ class WorkerSettings:
     commit_interval_s: float = 1.0
     # How soon a dead worker's partitions move to another: short, so a crash costs seconds.
     session_timeout_s: float = 10.0
+    # Input waiting and no batch decided for this long (no dependency outage): the worker reports
+    # itself stalled (/health 503); after stall_exit_s it exits, to be restarted (0: never exits).
+    stall_after_s: float = 30.0
+    stall_exit_s: float = 90.0
 
 
 @dataclass(frozen=True)

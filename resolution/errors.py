@@ -20,6 +20,12 @@ class DependencyUnavailable(RuntimeError):
     dependency = "unknown"
 
 
+def describe(exc: BaseException) -> str:
+    """The exception's type and message; Triton's client exceptions have an empty repr."""
+    message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 async def with_backoff(
     call: Callable[[], Awaitable[T]],
     *,
@@ -46,10 +52,10 @@ async def with_backoff(
         except retryable as exc:
             waited += time.monotonic() - started
             if waited >= retry_max_s:
-                raise unavailable(f"{what}: {exc!r}") from exc
+                raise unavailable(f"{what}: {describe(exc)}") from exc
             if on_retry is not None:
                 on_retry(unavailable.dependency)
-            log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
+            log.warning("%s failed (%s); retrying in %.1fs", what, describe(exc), delay)
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 5.0)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import os
 import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from resolution.errors import DependencyUnavailable
 from streams.handler import EventBatchHandler, EventScope, InboundMessage, OutboundRecord
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
-from streams.recovery import DecisionLogCatchUp, OffsetGaps, marker_key
+from streams.recovery import DecisionLogCatchUp, OffsetGaps, ProgressWatch, group_lag, marker_key
 from streams.state import StagedTable
 from streams.topics import Schemas
 
@@ -63,6 +65,27 @@ async def _never_ack_a_gap(self: Any, tp: TP, offset_from: int, offset_to: int) 
 
 
 FaustConsumer._add_gap = _never_ack_a_gap  # type: ignore[method-assign]
+
+
+# What a worker exits with when it stalls (see ProgressWatch): tells a supervisor to restart it.
+STALLED_EXIT_CODE = 75
+
+
+def _flow_state(app: faust.App) -> str:
+    """Faust's flow-control state and every task's stack, for the log of a stall."""
+    consumer = app.consumer
+    lines = [
+        f"rebalancing={app.rebalancing} flow_control_active={app.flow_control.is_active()} "
+        f"consumer_flow_active={getattr(consumer, 'flow_active', '?')}",
+        f"read_offset={dict(getattr(consumer, '_read_offset', {}))}",
+        f"committed_offset={dict(getattr(consumer, '_committed_offset', {}))}",
+        f"paused={sorted(str(tp) for tp in getattr(consumer, '_paused_partitions', ()))}",
+    ]
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=6, file=out)
+        lines.append(out.getvalue().strip())
+    return "\n".join(lines)
 
 
 def faust_broker_credentials(settings: Settings) -> Any:
@@ -268,6 +291,37 @@ def create_app(
             log.warning("%s[%d]: offset %d has not come back yet; seeking again", topic, partition, start)
             await app.consumer.seek(TP(topic, partition), start)
 
+    watch = ProgressWatch(w.stall_after_s)
+    input_topics = [names.content, names.feedback]
+
+    @app.timer(interval=10.0)
+    async def watch_progress() -> None:
+        assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in input_topics}
+        if not assigned:
+            stalled = watch.check(status["batches"], 0, False)
+        else:
+            try:
+                lag = await asyncio.to_thread(group_lag, k, w.app_id, input_topics)
+            except (KafkaError, KafkaException) as exc:
+                log.debug("lag unknown: %s", exc)
+                return
+            waiting = sum(n for tp, n in lag.items() if tp in assigned)
+            stalled = watch.check(status["batches"], waiting, bool(status["degraded"]))
+        metrics.stalled_seconds.set(stalled)
+        if not stalled:
+            status.pop("stalled_s", None)
+            return
+        first = "stalled_s" not in status
+        status["stalled_s"] = round(stalled)
+        if first:
+            log.error("stalled: input waiting and no batch decided for %.0fs\n%s", stalled, _flow_state(app))
+        if w.stall_exit_s and stalled >= w.stall_exit_s:
+            # Crash-only: nothing is lost by exiting (decisions are acknowledged before offsets are
+            # committed), and a fresh process gets a fresh Faust recovery. A supervisor restarts it.
+            log.critical("stalled for %.0fs: exiting so that a supervisor restarts the worker", stalled)
+            logging.shutdown()
+            os._exit(STALLED_EXIT_CODE)
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
@@ -285,7 +339,7 @@ def create_app(
     class Health(View):
         async def get(self, request: Request) -> Response:
             live = await health() if health is not None else {"healthy": True}
-            healthy = bool(live.get("healthy")) and not status["degraded"]
+            healthy = bool(live.get("healthy")) and not status["degraded"] and "stalled_s" not in status
             metrics.healthy.set(1 if healthy else 0)
             body = {**live, **status, "healthy": healthy}
             return self.json(body, status=200 if healthy else 503)

@@ -53,6 +53,9 @@ class ResolverMetrics:
         self.consumer_lag = Gauge(
             "resolver_consumer_lag", "Messages behind the log end, per input partition", ["partition"], registry=r
         )
+        self.stalled_seconds = Gauge(
+            "resolver_stalled_seconds", "How long input has waited with no batch decided (0: progressing)", registry=r
+        )
         self.healthy = Gauge("resolver_healthy", "1 when every dependency answers", registry=r)
         self.healthy.set(1)
 

@@ -179,3 +179,46 @@ class OffsetGaps:
                 self._since[key] = now
                 due.append((key[0], key[1], start))
         return due
+
+
+def group_lag(kafka: KafkaSettings, group_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Messages between the group's committed offset and the log end, per input partition."""
+    consumer = Consumer({**client_config(kafka), "group.id": group_id, "enable.auto.commit": False})
+    try:
+        lag: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            tps = [TopicPartition(topic, p) for p in meta.partitions]
+            for tp in consumer.committed(tps, timeout=10):
+                _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                start = tp.offset if tp.offset >= 0 else _low
+                lag[(topic, tp.partition)] = max(0, high - start)
+        return lag
+    finally:
+        consumer.close()
+
+
+class ProgressWatch:
+    """Tells a worker that has input waiting but decides nothing apart from an idle one.
+
+    Faust can hang after a crash and restart (its table recovery or its flow control; upstream
+    reports hangs in both) while the process looks healthy. Such a worker holds its partitions
+    forever. Held batches during a dependency outage are not a stall: the caller says so."""
+
+    def __init__(self, stall_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stall_after_s = stall_after_s
+        self._clock = clock
+        self._batches = -1
+        self._since = clock()
+
+    def check(self, batches: int, lag: int, waiting_on_dependency: bool) -> float:
+        """Seconds the worker has been stalled (0 when it is not)."""
+        now = self._clock()
+        if batches != self._batches or lag == 0 or waiting_on_dependency:
+            self._batches = batches
+            self._since = now
+            return 0.0
+        stalled = now - self._since
+        return stalled if stalled >= self._stall_after_s else 0.0

@@ -9,9 +9,13 @@ import time
 import urllib.request
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
+from content_resolver.settings import Settings
 from evaluation.sample_catalogue import generate_catalogue
 from resolution.entities import rebuild_state
+from streams.kafka import client_config
+from tests.conftest import WorkerHandle
 from tests.integration.streaming import decisions, produce, wait_decisions
 
 pytestmark = pytest.mark.integration
@@ -33,6 +37,35 @@ def replayed_state(records: list[dict]) -> dict:
 def assignment(state: dict) -> dict[str, str]:
     """Partition-owned part of the state: content -> entity and event -> decision."""
     return {k: v for k, v in state.items() if k.startswith(("c:", "v:"))}
+
+
+def worker_diagnosis(worker: WorkerHandle) -> str:
+    """What a stalled run needs to be understood: is the worker alive, where are its offsets, and
+    the last warnings of its log."""
+    settings = worker.settings
+    alive = worker.proc is not None and worker.proc.poll() is None
+    lines = [f"worker alive: {alive}", f"content offsets (partition, committed, end): {group_offsets(settings)}"]
+    if worker.log is not None and worker.log.exists():
+        log = worker.log.read_text(errors="replace").splitlines()
+        notable = [line for line in log if "[WARNING]" in line or "[ERROR]" in line or "Traceback" in line]
+        lines += ["last warnings of the worker log:", *notable[-25:], "log tail:", *log[-15:]]
+    return "\n".join(lines)
+
+
+def group_offsets(settings: Settings) -> list[tuple[int, int, int]]:
+    consumer = Consumer(
+        {**client_config(settings.kafka), "group.id": settings.worker.app_id, "enable.auto.commit": False}
+    )
+    try:
+        out = []
+        for partition in range(settings.kafka.partitions):
+            tp = TopicPartition(settings.kafka.content_topic, partition)
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            committed = consumer.committed([tp], timeout=10)[0].offset
+            out.append((partition, committed, high))
+        return out
+    finally:
+        consumer.close()
 
 
 def chaos_items(n: int) -> list:
@@ -64,7 +97,9 @@ def test_sigkill_three_times_loses_and_duplicates_nothing(worker) -> None:
         f"\nchaos: events={len(ids)} kills={KILLS} decided={len(found.keys() & ids)} "
         f"missing={len(missing)} duplicated={len(duplicated)}"
     )
-    assert not missing, f"{len(missing)} events without a decision, e.g. {sorted(missing)[:5]}"
+    assert not missing, (
+        f"{len(missing)} events without a decision, e.g. {sorted(missing)[:5]}\n{worker_diagnosis(worker)}"
+    )
     assert not duplicated, f"{len(duplicated)} events decided more than once, e.g. {list(duplicated.items())[:5]}"
 
     # The worker's state equals the state rebuilt from the decisions topic.

@@ -36,3 +36,23 @@ def test_a_rewind_that_does_not_come_back_is_retried() -> None:
     gaps.observe([("t", 0, 6)], lambda _t, _p: None)
     now[0] = 10.0
     assert gaps.overdue(after_s=3.0) == [], "the rewind is done once the first missing offset came back"
+
+
+def test_progress_watch_tells_a_stall_from_idle_and_from_an_outage() -> None:
+    from streams.recovery import ProgressWatch
+
+    now = [0.0]
+    watch = ProgressWatch(stall_after_s=30.0, clock=lambda: now[0])
+    assert watch.check(batches=5, lag=100, waiting_on_dependency=False) == 0.0
+    now[0] = 29.0
+    assert watch.check(batches=5, lag=100, waiting_on_dependency=False) == 0.0  # not yet
+    now[0] = 31.0
+    assert watch.check(batches=5, lag=100, waiting_on_dependency=False) == 31.0  # input waits, nothing decided
+    now[0] = 40.0
+    assert watch.check(batches=6, lag=100, waiting_on_dependency=False) == 0.0  # a batch was decided
+    now[0] = 80.0
+    assert watch.check(batches=6, lag=0, waiting_on_dependency=False) == 0.0  # idle: nothing waiting
+    now[0] = 120.0
+    assert watch.check(batches=6, lag=10, waiting_on_dependency=True) == 0.0  # holding for Triton or Milvus
+    now[0] = 160.0
+    assert watch.check(batches=6, lag=10, waiting_on_dependency=False) == 40.0
