@@ -97,9 +97,9 @@ class WorkerSettings:
     # How soon a dead worker's partitions move to another: short, so a crash costs seconds.
     session_timeout_s: float = 10.0
     # Input waiting and no batch decided for this long (no dependency outage): the worker reports
-    # itself stalled (/health 503); after stall_exit_s it exits, to be restarted (0: never exits).
+    # itself stalled (/health 503); after stall_restart_s it restarts itself in place (0: never).
     stall_after_s: float = 30.0
-    stall_exit_s: float = 90.0
+    stall_restart_s: float = 90.0
 
 
 @dataclass(frozen=True)

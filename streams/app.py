@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import sys
 import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -67,10 +68,6 @@ async def _never_ack_a_gap(self: Any, tp: TP, offset_from: int, offset_to: int) 
 FaustConsumer._add_gap = _never_ack_a_gap  # type: ignore[method-assign]
 
 
-# What a worker exits with when it stalls (see ProgressWatch): tells a supervisor to restart it.
-STALLED_EXIT_CODE = 75
-
-
 def _flow_state(app: faust.App) -> str:
     """Faust's flow-control state and every task's stack, for the log of a stall."""
     consumer = app.consumer
@@ -83,7 +80,10 @@ def _flow_state(app: faust.App) -> str:
     ]
     for task in asyncio.all_tasks():
         out = io.StringIO()
-        task.print_stack(limit=6, file=out)
+        try:
+            task.print_stack(limit=6, file=out)
+        except Exception as exc:  # frames of native code have no line numbers
+            out.write(f"{task!r}: stack unavailable ({exc!r})")
         lines.append(out.getvalue().strip())
     return "\n".join(lines)
 
@@ -296,7 +296,20 @@ def create_app(
 
     @app.timer(interval=10.0)
     async def watch_progress() -> None:
+        try:
+            await check_progress()
+        except Exception:  # a watchdog must never be what takes the worker down
+            log.exception("progress check failed")
+
+    retries_seen = [metrics.retries_total()]
+
+    async def check_progress() -> None:
         assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in input_topics}
+        # A batch inside its retry budget (Triton, Milvus or Kafka retried since the last check) is
+        # waiting on a dependency, like one held after the budget ran out.
+        retries = metrics.retries_total()
+        retrying = retries != retries_seen[0]
+        retries_seen[0] = retries
         if not assigned:
             stalled = watch.check(status["batches"], 0, False)
         else:
@@ -306,7 +319,7 @@ def create_app(
                 log.debug("lag unknown: %s", exc)
                 return
             waiting = sum(n for tp, n in lag.items() if tp in assigned)
-            stalled = watch.check(status["batches"], waiting, bool(status["degraded"]))
+            stalled = watch.check(status["batches"], waiting, retrying or bool(status["degraded"]))
         metrics.stalled_seconds.set(stalled)
         if not stalled:
             status.pop("stalled_s", None)
@@ -315,12 +328,13 @@ def create_app(
         status["stalled_s"] = round(stalled)
         if first:
             log.error("stalled: input waiting and no batch decided for %.0fs\n%s", stalled, _flow_state(app))
-        if w.stall_exit_s and stalled >= w.stall_exit_s:
-            # Crash-only: nothing is lost by exiting (decisions are acknowledged before offsets are
-            # committed), and a fresh process gets a fresh Faust recovery. A supervisor restarts it.
-            log.critical("stalled for %.0fs: exiting so that a supervisor restarts the worker", stalled)
+        if w.stall_restart_s and stalled >= w.stall_restart_s:
+            # Crash-only: nothing is lost by restarting (decisions are acknowledged before offsets
+            # are committed), and a fresh interpreter gets a fresh Faust recovery. exec keeps the
+            # pid, so whoever supervises the worker (or kills it) still holds the right process.
+            log.critical("stalled for %.0fs: restarting the worker in place", stalled)
             logging.shutdown()
-            os._exit(STALLED_EXIT_CODE)
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
     @app.page("/metrics")
     class Metrics(View):

@@ -64,5 +64,9 @@ class ResolverMetrics:
         if highwater is not None:
             self.consumer_lag.labels(str(partition)).set(max(0, highwater - next_offset))
 
+    def retries_total(self) -> float:
+        """Dependency calls retried so far, all dependencies together."""
+        return sum(s.value for m in self.retries.collect() for s in m.samples if s.name.endswith("_total"))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -172,3 +172,13 @@ def test_best_f1_threshold() -> None:
     assert best_f1_threshold([1, 0, 0, 1], [0.9, 0.8, 0.7, 0.6]) == 0.9
     with pytest.raises(ValueError):
         best_f1_threshold([], [])
+
+
+def test_retries_total_sums_every_dependency() -> None:
+    from streams.metrics import ResolverMetrics
+
+    m = ResolverMetrics()
+    assert m.retries_total() == 0
+    m.retries.labels("triton").inc(2)
+    m.retries.labels("milvus").inc()
+    assert m.retries_total() == 3
