@@ -74,11 +74,6 @@ def chaos_items(n: int) -> list:
     return [type(i)(**{**i.__dict__, "event_id": f"{i.event_id}#{run}"}) for i in items][:n]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 5, open: in 1 of 3 full CI-style runs the restarted worker stalled after the third SIGKILL "
-    "(991 of 3000 events still undecided after 420 s); the other runs lose and duplicate nothing",
-)
 def test_sigkill_three_times_loses_and_duplicates_nothing(worker) -> None:
     settings = worker.settings
     items = chaos_items(CHAOS_EVENTS)
