@@ -724,6 +724,12 @@ class NormalisedItem:
         return f"{self.title_core}|{self.artists[0] if self.artists else ''}"
 
     @property
+    def title_only_key(self) -> str:
+        """Blocking key for versions by any artist (covers): the core title alone; "" for titles
+        that name nothing (a track number, "untitled", two letters), which would block everything."""
+        return "" if is_placeholder_title(self.title_core) else self.title_core
+
+    @property
     def embed_text(self) -> str:
         """The text the sentence encoder embeds: title, artists and release, without tags, so that
         versions and videos of a song still land near it and come back as candidates."""
@@ -770,6 +776,14 @@ class NormalisedItem:
             language=d.get("language"),
             source=str(d.get("source", "")),
         )
+
+
+# Titles that carry no name: a track number, "null", two letters.
+PLACEHOLDER_TITLES = frozenset({"", "null", "none", "unknown", "untitled", "na", "n a", "track"})
+
+
+def is_placeholder_title(title_core: str) -> bool:
+    return title_core in PLACEHOLDER_TITLES or len(title_core) <= 2 or title_core.replace(" ", "").isdigit()
 
 
 _KIND_TAGS = {"lyric_video": frozenset({"lyric_video"}), "live_video": frozenset({"live"})}
