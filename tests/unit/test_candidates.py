@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 
 from resolution.candidates import CandidateFinder, IndexedRow, InMemoryVectorIndex
+from resolution.milvus_index import MilvusVectorIndex
 from resolution.model import ContentItem
 from resolution.normalise import normalise
 
@@ -125,3 +126,65 @@ def test_the_resolver_keeps_same_title_candidates_beyond_its_top_k() -> None:
     with_titles = _resolve_twice(title_cap=1)
     assert "cover" in with_titles
     assert len(with_titles) == 3  # the two most similar, plus one by title
+
+
+class _FakeMilvus:
+    """Just enough of MilvusClient for the title-only path: records calls, answers from rows."""
+
+    def __init__(self, fields: list[str], hits: list[list[dict[str, object]]]) -> None:
+        self.fields = fields
+        self.hits = hits
+        self.searches: list[dict[str, object]] = []
+        self.upserted: list[dict[str, object]] = []
+
+    def has_collection(self, name: str) -> bool:
+        return True
+
+    def describe_collection(self, name: str) -> dict[str, object]:
+        return {"fields": [{"name": f} for f in self.fields]}
+
+    def load_collection(self, name: str) -> None:
+        return None
+
+    def search(self, collection: str, **kwargs: object) -> list[list[dict[str, object]]]:
+        self.searches.append(kwargs)
+        return self.hits
+
+    def upsert(self, collection: str, data: list[dict[str, object]]) -> None:
+        self.upserted.extend(data)
+
+
+def _milvus(fake: _FakeMilvus) -> MilvusVectorIndex:
+    index = MilvusVectorIndex("http://fake:19530", "c", DIM, retry_max_s=1.0)
+    index._client = fake  # the fake stands in for the server
+    return index
+
+
+def _hit(cid: str, key: str, distance: float) -> dict[str, object]:
+    entity = {"entity_id": "e", "work_id": "", "title_key": key + "|x", "isrc": "", "meta": "{}"}
+    return {"id": cid, "distance": distance, "entity": {**entity, "title_only_key": key}}
+
+
+def test_milvus_title_lookup_is_one_filtered_search_keeping_each_querys_own_title() -> None:
+    fake = _FakeMilvus(
+        ["content_id", "vector", "title_only_key"],
+        [[_hit("a1", "yesterday", 0.9), _hit("b1", "tomorrow", 0.8), _hit("a2", "yesterday", 0.7)]],
+    )
+    index = _milvus(fake)
+    query = _vec(1, 0, 0, 0)
+    hits = asyncio.run(index.lookup_titles(np.stack([query, query]), ["yesterday", ""], cap=1))
+    assert [[h.row.content_id for h in q] for q in hits] == [["a1"], []]
+    assert len(fake.searches) == 1 and fake.searches[0]["limit"] == 2
+    assert fake.searches[0]["filter"] == 'title_only_key in ["yesterday"]'
+    asyncio.run(index.upsert([_row("r", "Yesterday", "Ray", query)]))
+    assert fake.upserted[0]["title_only_key"] == "yesterday"
+
+
+def test_milvus_collection_without_the_field_keeps_working_without_the_title_path() -> None:
+    fake = _FakeMilvus(["content_id", "vector"], [])
+    index = _milvus(fake)
+    query = _vec(1, 0, 0, 0)
+    assert asyncio.run(index.lookup_titles(query[None, :], ["yesterday"], cap=3)) == [[]]
+    assert fake.searches == []
+    asyncio.run(index.upsert([_row("r", "Yesterday", "Ray", query)]))
+    assert "title_only_key" not in fake.upserted[0]
