@@ -129,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
     scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
-    config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s)
+    config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s, w.title_candidates_cap)
     results = evaluate_command(
         Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles
     )

@@ -80,7 +80,7 @@ def build_worker(settings: Settings) -> Worker:
     policy = DecisionPolicy(thresholds)
 
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
-        finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM)
+        finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
         corrector = Corrector(store, correction_limits(settings, thresholds))
         resolver = BatchResolver(
             encoder,

@@ -80,6 +80,9 @@ class WorkerSettings:
     correction_max_entities: int = 8
     correction_max_members: int = 200
     candidates_k: int = 10
+    # Title-only candidates (covers by other artists): at most this many per item beyond the
+    # top-k, same core title, most similar first; 0 turns the path off.
+    title_candidates_cap: int = 5
     triton_url: str = "127.0.0.1:8001"
     # bf16 weights: 1.6x the fp32 speed on this CPU, cosine 0.99995 to fp32, same F1 (docs/performance.md).
     # "text_encoder" is the fp32 reference, "text_encoder_int8" the fastest and lossiest.

@@ -51,6 +51,7 @@ class ResolverConfig:
     batch_size: int = 64
     candidates_k: int = 10
     recent_window_s: float = 10.0
+    title_candidates_cap: int = 5
 
 
 @dataclass
@@ -103,7 +104,13 @@ async def stream_through_resolver(
     """Resolve ``items`` in this order, in worker-sized batches, with fresh offline state."""
     table: dict[str, Any] = {}
     store = EntityStore(table)
-    finder = CandidateFinder(InMemoryVectorIndex(TEXT_DIM), config.candidates_k, config.recent_window_s, TEXT_DIM)
+    finder = CandidateFinder(
+        InMemoryVectorIndex(TEXT_DIM),
+        config.candidates_k,
+        config.recent_window_s,
+        TEXT_DIM,
+        config.title_candidates_cap,
+    )
     resolver = BatchResolver(
         encoder, finder, scorer, DecisionPolicy(thresholds), store, max_candidates=config.candidates_k
     )

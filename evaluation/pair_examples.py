@@ -3,7 +3,7 @@
 - Pair sets: every row of ``pairs.csv``; label 1 means the relation ``positive_relation`` names
   (``same`` for two recordings, ``video_of`` when a side is a video), label 0 means ``none``.
 - Cluster sets: within each portion (see ``evaluation.splits``), the pairs the resolver would
-  actually score: each record's top-k text neighbours and exact-key matches, plus the true pairs
+  actually score: each record's top-k text neighbours, exact-key and same-core-title matches, plus the true pairs
   of each entity and work (capped), labelled from the truth: same entity -> ``same``; same work
   -> ``video_of`` when exactly one side is a video, else ``version_of``; otherwise ``none``;
   plus a few random pairs per record (negatives, almost always).
@@ -37,6 +37,9 @@ class PairExample:
     right: NormalisedItem
     cosine: float
     relation: str
+    # From a cluster set: the pair is one of several candidates a record is compared with, and the
+    # record links to the best of them; False for a pair set, whose pairs are judged one by one.
+    clustered: bool = False
 
     @property
     def pair(self) -> PairInput:
@@ -109,6 +112,8 @@ def cluster_set_examples(ds: Dataset, encoder: CachedTextEncoder, k: int = 10, s
         by_cluster: dict[str, list[int]] = defaultdict(list)
         for i, cid in enumerate(ids):
             by_key[norms[cid].title_key].append(i)
+            if norms[cid].title_only_key:  # the title-only candidate path: covers and namesakes
+                by_key["title:" + norms[cid].title_only_key].append(i)
             by_cluster[ds.truth[cid].entity_id].append(i)
             if ds.truth[cid].work_id:
                 by_cluster["work:" + ds.truth[cid].work_id].append(i)
@@ -120,7 +125,8 @@ def cluster_set_examples(ds: Dataset, encoder: CachedTextEncoder, k: int = 10, s
         for i, j in sorted(pairs):
             a, b = norms[ids[i]], norms[ids[j]]
             relation = truth_relation(ds.truth[ids[i]], ds.truth[ids[j]], a, b)
-            out.append(PairExample(ds.name, portion, a, b, float(np.dot(vectors[i], vectors[j])), relation))
+            cosine = float(np.dot(vectors[i], vectors[j]))
+            out.append(PairExample(ds.name, portion, a, b, cosine, relation, clustered=True))
     return out
 
 

@@ -26,9 +26,9 @@ from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.pair_examples import PairExample, dataset_examples
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import FIT, TUNE
-from inference.matcher_model import MatcherModel, MatcherNet, pair_features
+from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
 from resolution.features import FEATURE_NAMES
-from resolution.matcher import RELATIONS
+from resolution.matcher import RELATIONS, PairScorer
 from resolution.policy import DecisionPolicy, Thresholds
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ def _f1(tp: int, fp: int, fn: int) -> float:
 def choose_thresholds(examples: list[PairExample], probabilities: np.ndarray) -> tuple[Thresholds, dict[str, float]]:
     """The merge threshold, then the link threshold, each maximising F1 over the tune pairs of all
     sets together, weighted as in training (square-root balanced), so that one policy serves
-    every set and a small set counts without a few of its pairs deciding alone."""
+    every set and a small set counts without a few of its pairs deciding alone. (Training then
+    replaces the link threshold by ``stream_link_threshold`` where a cluster set has works.)"""
     weights = _dataset_weights(examples).astype(np.float64)
     relation = np.array([e.relation for e in examples])
     p_same = probabilities[:, 0]
@@ -129,6 +130,80 @@ def choose_thresholds(examples: list[PairExample], probabilities: np.ndarray) ->
     is_link = (relation == "version_of") | (relation == "video_of")
     link, link_f1 = best(is_link, lambda t: (p_same < merge) & (p_link >= t))
     return Thresholds(merge=merge, link=link), {"tune_merge_f1": merge_f1, "tune_link_f1": link_f1}
+
+
+_STREAM_LINK_GRID = np.round(np.arange(0.20, 0.71, 0.05), 2)
+
+
+def _pair_link_f1(examples: list[PairExample], probabilities: np.ndarray, merge: float, link: float) -> float:
+    relation = np.array([e.relation for e in examples])
+    positive = (relation == "version_of") | (relation == "video_of")
+    predicted = (probabilities[:, 0] < merge) & (probabilities[:, 1:3].max(axis=1) >= link)
+    return _f1(
+        int((positive & predicted).sum()), int((~positive & predicted).sum()), int((positive & ~predicted).sum())
+    )
+
+
+def stream_link_threshold(
+    datasets: list[Dataset],
+    tune: list[PairExample],
+    tune_probs: np.ndarray,
+    merge: float,
+    scorer: PairScorer,
+    encoder: CachedTextEncoder,
+    seed: int,
+) -> tuple[float, dict[str, dict[str, float]]] | None:
+    """The link threshold as the resolver uses it: on a cluster set a record links to the best of
+    its earlier candidates, so the first record of a work, with only unrelated candidates, links
+    wrongly as soon as the best of them clears the threshold, and one wrong link joins two whole
+    works. Pair-level F1 sees none of that. So the tune records of every cluster set with works
+    are streamed through the resolver (one seeded order, worker defaults) at each threshold of a
+    coarse grid and scored by work-level pairwise F1; pair sets with link labels are scored per
+    pair on their tune pairs. The threshold maximises the mean F1 over these sets (the middle of
+    the near-best range, as for the merge threshold). None when no cluster set has works."""
+    import asyncio
+    import random
+
+    from evaluation.evaluate import ResolverConfig, stream_through_resolver
+    from evaluation.metrics import pairwise_prf
+    from evaluation.pair_examples import cluster_key
+    from evaluation.splits import cluster_portion
+
+    curves: dict[str, list[float]] = {}
+    for ds in datasets:
+        if ds.truth is None or ds.pairs is not None:
+            continue
+        truth = ds.truth
+        items = [
+            i for i in ds.items if i.content_id in truth and cluster_portion(cluster_key(truth[i.content_id])) == TUNE
+        ]
+        if not any(truth[i.content_id].work_id for i in items):
+            continue
+        random.Random(seed).shuffle(items)
+        work_truth = {i.content_id: truth[i.content_id].work_id or truth[i.content_id].entity_id for i in items}
+        curve = []
+        for t in _STREAM_LINK_GRID:
+            outcome = asyncio.run(
+                stream_through_resolver(
+                    items, encoder, scorer, Thresholds(merge=merge, link=float(t)), ResolverConfig(), progress=False
+                )
+            )
+            curve.append(pairwise_prf(outcome.work_of, work_truth).f1)
+        curves[ds.name] = curve
+    if not curves:
+        return None
+    for name in sorted({e.dataset for e in tune if not e.clustered}):
+        idx = [n for n, e in enumerate(tune) if e.dataset == name and not e.clustered]
+        examples = [tune[n] for n in idx]
+        if any(e.relation in ("version_of", "video_of") for e in examples):
+            curves[name] = [_pair_link_f1(examples, tune_probs[idx], merge, float(t)) for t in _STREAM_LINK_GRID]
+    mean = np.mean(np.array(list(curves.values())), axis=0)
+    near = _STREAM_LINK_GRID[mean >= mean.max() - _NEAR_BEST_F1]
+    link = float(np.round(np.median(near), 2))
+    detail = {
+        name: dict(zip(map(str, _STREAM_LINK_GRID), map(float, curve), strict=True)) for name, curve in curves.items()
+    }
+    return link, detail
 
 
 def train_matcher(
@@ -185,6 +260,19 @@ def _train(datasets: list[Dataset], encoder: CachedTextEncoder, config: TrainCon
         net.temperature.fill_(temperature)
         tune_probs = net(x_tune).numpy()
     thresholds, tune_scores = choose_thresholds(tune, tune_probs)
+    streamed = stream_link_threshold(
+        datasets,
+        tune,
+        tune_probs,
+        thresholds.merge,
+        LocalPairScorer(MatcherModel(net, names, thresholds, {})),
+        encoder,
+        config.seed,
+    )
+    link_curves: dict[str, dict[str, float]] = {}
+    if streamed is not None:
+        thresholds = Thresholds(merge=thresholds.merge, link=streamed[0])
+        link_curves = streamed[1]
     policy = DecisionPolicy(thresholds)
     predicted = [policy.classify(dict(zip(RELATIONS, map(float, row), strict=True))) for row in tune_probs]
     tune_accuracy = float(np.mean([p == e.relation for p, e in zip(predicted, tune, strict=True)]))
@@ -196,6 +284,7 @@ def _train(datasets: list[Dataset], encoder: CachedTextEncoder, config: TrainCon
         "temperature": temperature,
         "tune_accuracy": tune_accuracy,
         **tune_scores,
+        "tune_link_f1_by_threshold": link_curves,
         "text_encoder": encoder.model_version,
         "split": "evaluation.splits: fit trains, tune picks temperature and thresholds",
     }

@@ -1,5 +1,10 @@
 """Candidate generation: ANN neighbours plus exact keys, with a recent-writes overlay.
 
+Three paths per batch: the ANN top-k, exact keys (ISRC; normalised title + first artist), and a
+bounded title-only path: at most ``title_cap`` rows per item that share its core title whatever
+the artist, most similar first, so that covers by other artists are found when the ANN ranks the
+same artist's other songs above them.
+
 The vector index is searched with relaxed (Bounded) consistency, so rows written in the last
 few seconds may be invisible to it. Every row written is also kept here, in memory, for the
 staleness window and searched exactly, so that an item is always compared with the ones that
@@ -29,6 +34,7 @@ class IndexedRow:
     title_key: str
     isrc: str
     meta: dict[str, Any]
+    title_only_key: str = ""  # NormalisedItem.title_only_key: "" never matches
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,11 @@ class VectorIndex(Protocol):
 
     async def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]: ...
 
+    async def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+        """Per query: at most ``cap`` rows whose ``title_only_key`` equals the query's (none for
+        ""), most similar first. One bounded request per batch."""
+        ...
+
     async def upsert(self, rows: list[IndexedRow]) -> None: ...
 
 
@@ -58,6 +69,7 @@ class InMemoryVectorIndex:
         self._dirty = False
         self._by_title: dict[str, set[str]] = {}
         self._by_isrc: dict[str, set[str]] = {}
+        self._by_title_only: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -92,6 +104,18 @@ class InMemoryVectorIndex:
                 ids |= self._by_isrc.get(isrc, set())
         return [self._rows[c] for c in sorted(ids)]
 
+    async def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+        return self.lookup_titles_now(vectors, title_only_keys, cap)
+
+    def lookup_titles_now(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+        out: list[list[IndexHit]] = []
+        for vector, key in zip(vectors, title_only_keys, strict=True):
+            ids = sorted(self._by_title_only.get(key, ())) if key and cap > 0 else []
+            hits = [IndexHit(self._rows[c], float(np.dot(vector, self._rows[c].vector))) for c in ids]
+            hits.sort(key=lambda h: (-h.similarity, h.row.content_id))
+            out.append(hits[:cap])
+        return out
+
     async def upsert(self, rows: list[IndexedRow]) -> None:
         self.upsert_now(rows)
 
@@ -103,10 +127,13 @@ class InMemoryVectorIndex:
             else:
                 self._by_title.get(old.title_key, set()).discard(row.content_id)
                 self._by_isrc.get(old.isrc, set()).discard(row.content_id)
+                self._by_title_only.get(old.title_only_key, set()).discard(row.content_id)
             self._rows[row.content_id] = row
             self._by_title.setdefault(row.title_key, set()).add(row.content_id)
             if row.isrc:
                 self._by_isrc.setdefault(row.isrc, set()).add(row.content_id)
+            if row.title_only_key:
+                self._by_title_only.setdefault(row.title_only_key, set()).add(row.content_id)
             self._dirty = True
 
     def remove(self, content_ids: list[str]) -> None:
@@ -117,6 +144,7 @@ class InMemoryVectorIndex:
             self._order.remove(cid)
             self._by_title.get(row.title_key, set()).discard(cid)
             self._by_isrc.get(row.isrc, set()).discard(cid)
+            self._by_title_only.get(row.title_only_key, set()).discard(cid)
             self._dirty = True
 
 
@@ -154,6 +182,9 @@ class RecentWrites:
     def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]:
         return self._index.lookup_keys_now(title_keys, isrcs)
 
+    def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+        return self._index.lookup_titles_now(vectors, title_only_keys, cap)
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -161,22 +192,35 @@ class RecentWrites:
 class CandidateFinder:
     """Finds, for each item of a batch, the known items it may be the same as or related to."""
 
-    def __init__(self, index: VectorIndex, k: int, recent_window_s: float, dim: int) -> None:
+    def __init__(self, index: VectorIndex, k: int, recent_window_s: float, dim: int, title_cap: int = 0) -> None:
         self._index = index
         self._k = k
+        self._title_cap = title_cap
         self._recent = RecentWrites(dim, recent_window_s)
 
     @property
     def index(self) -> VectorIndex:
         return self._index
 
-    async def prefetch(self, vectors: np.ndarray, title_keys: list[str], isrcs: list[str]) -> list[list[Candidate]]:
-        """One ANN search and one key lookup for the whole batch (the expensive, remote part)."""
+    @property
+    def title_cap(self) -> int:
+        return self._title_cap
+
+    async def prefetch(
+        self, vectors: np.ndarray, title_keys: list[str], isrcs: list[str], title_only_keys: list[str] | None = None
+    ) -> list[list[Candidate]]:
+        """One ANN search, one key lookup and (with a title cap) one bounded title-only lookup for
+        the whole batch (the expensive, remote part)."""
         ann = await self._index.search(vectors, self._k)
         keyed = await self._index.lookup_keys(title_keys, isrcs)
+        titled: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
+        if self._title_cap > 0 and title_only_keys and any(title_only_keys):
+            titled = await self._index.lookup_titles(vectors, title_only_keys, self._title_cap)
         out: list[list[Candidate]] = []
         for qi, hits in enumerate(ann):
             found = {h.row.content_id: _candidate(h.row, h.similarity, "ann") for h in hits}
+            for hit in titled[qi]:
+                found.setdefault(hit.row.content_id, _candidate(hit.row, hit.similarity, "title"))
             for row in keyed:
                 matches = row.title_key == title_keys[qi] or (isrcs[qi] and row.isrc == isrcs[qi])
                 if matches and row.content_id not in found:
@@ -186,7 +230,13 @@ class CandidateFinder:
         return out
 
     def complete(
-        self, prefetched: list[Candidate], vector: np.ndarray, title_key: str, isrc: str, exclude: str
+        self,
+        prefetched: list[Candidate],
+        vector: np.ndarray,
+        title_key: str,
+        isrc: str,
+        exclude: str,
+        title_only_key: str = "",
     ) -> list[Candidate]:
         """Adds the recent writes (including this batch's earlier items) to one item's candidates.
 
@@ -197,6 +247,9 @@ class CandidateFinder:
             found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
         for row in self._recent.lookup_keys([title_key], [isrc]):
             found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
+        if self._title_cap > 0 and title_only_key:
+            for hit in self._recent.lookup_titles(vector[None, :], [title_only_key], self._title_cap)[0]:
+                found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
         found.pop(exclude, None)
         return sorted(found.values(), key=lambda c: -c.similarity)
 

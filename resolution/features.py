@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from rapidfuzz import fuzz
 
-from resolution.normalise import VERSION_TAGS, NormalisedItem
+from resolution.normalise import VERSION_TAGS, NormalisedItem, is_placeholder_title
 
 FEATURE_NAMES: tuple[str, ...] = (
     "text_cosine",
@@ -54,9 +54,6 @@ FEATURE_NAMES: tuple[str, ...] = (
 # acoustic or live take is a different recording even when title, artist and release agree.
 PERFORMANCE_TAGS = frozenset({"live", "acoustic", "demo", "instrumental", "acapella", "karaoke", "cover", "rerecorded"})
 _PREFIX_WORDS = 4
-# Titles that carry no name: a track number, "null", two letters. A mismatch on them says
-# little, unlike a mismatch between two real titles.
-_PLACEHOLDER_TITLES = frozenset({"", "null", "none", "unknown", "untitled", "na", "n a", "track"})
 
 
 def _ratio(a: str, b: str, scorer: object = fuzz.ratio) -> float:
@@ -72,7 +69,8 @@ def _full_text(n: NormalisedItem) -> str:
 
 
 def _is_placeholder(title: str) -> bool:
-    return title in _PLACEHOLDER_TITLES or len(title) <= 2 or title.replace(" ", "").isdigit()
+    """A title that names nothing: a mismatch on it says little, unlike one between real titles."""
+    return is_placeholder_title(title)
 
 
 def _containment(a: str, b: str) -> float:

@@ -3,6 +3,11 @@
 Searches use Bounded consistency (milliseconds instead of ~200 ms for Strong); the
 ``RecentWrites`` overlay in ``candidates`` covers rows too new to be visible yet. Writes are
 upserts keyed by content id, so a replayed event leaves no ghost rows.
+
+Schema: ``title_only_key`` (the core title, for the bounded title-only candidate path) was added
+after the first collections were made. A new collection gets it; a collection created before
+lacks it and keeps working without that path (a warning says so) until it is dropped; the next
+start creates it with the field.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ class MilvusUnavailable(DependencyUnavailable):
     """Milvus did not answer within the retry budget."""
 
     dependency = "milvus"
+
+
+TITLE_ONLY_FIELD = "title_only_key"
 
 
 def _quote(values: list[str]) -> str:
@@ -53,6 +61,7 @@ class MilvusVectorIndex:
         self._hnsw_ef = hnsw_ef
         self._client: Any = None
         self._ready = False
+        self._has_title_only = True
 
     def _connect(self) -> Any:
         from pymilvus import MilvusClient
@@ -76,12 +85,21 @@ class MilvusVectorIndex:
             schema.add_field("title_key", DataType.VARCHAR, max_length=2048)
             schema.add_field("isrc", DataType.VARCHAR, max_length=64)
             schema.add_field("meta", DataType.VARCHAR, max_length=16384)
+            schema.add_field(TITLE_ONLY_FIELD, DataType.VARCHAR, max_length=2048)
             # The index is declared before the first insert, so rows are indexed as they arrive.
             index = client.prepare_index_params()
             index.add_index(
                 field_name="vector", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 128}
             )
             client.create_collection(self._collection, schema=schema, index_params=index, consistency_level="Bounded")
+        fields = {f.get("name") for f in client.describe_collection(self._collection).get("fields", [])}
+        self._has_title_only = TITLE_ONLY_FIELD in fields
+        if not self._has_title_only:
+            log.warning(
+                "Milvus collection %s predates the %s field: title-only candidates are off until it is rebuilt",
+                self._collection,
+                TITLE_ONLY_FIELD,
+            )
         # After a server restart a collection must be loaded again before it can be searched.
         client.load_collection(self._collection)
 
@@ -147,22 +165,57 @@ class MilvusVectorIndex:
         rows = await self._call("query", run)
         return [_row(r["content_id"], r, np.asarray(r["vector"], dtype=np.float32)) for r in rows]
 
+    async def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+        """One filtered search for the batch: each query's nearest rows among those whose core
+        title is one of the batch's, then only its own title's, at most ``cap`` (the search asks
+        for twice that, so that another item's title seldom crowds a query's own out)."""
+        out: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
+        keys = sorted({k for k in title_only_keys if k})
+        if not keys or cap <= 0:
+            return out
+        asked = [i for i, k in enumerate(title_only_keys) if k]
+        fields = ["entity_id", "work_id", "title_key", "isrc", "meta", TITLE_ONLY_FIELD]
+
+        def run(client: Any) -> Any:
+            if not self._has_title_only:  # known once connected: an old collection without the field
+                return [[] for _ in asked]
+            return client.search(
+                self._collection,
+                data=[vectors[i].tolist() for i in asked],
+                filter=f"{TITLE_ONLY_FIELD} in {_quote(keys)}",
+                limit=2 * cap,
+                output_fields=fields,
+                search_params={"metric_type": "IP", "params": {"ef": max(self._hnsw_ef, 2 * cap)}},
+                consistency_level="Bounded",
+            )
+
+        result = await self._call("title search", run)
+        for i, hits in zip(asked, result, strict=True):
+            own = [h for h in hits if h["entity"].get(TITLE_ONLY_FIELD) == title_only_keys[i]]
+            out[i] = [IndexHit(_row(h["id"], h["entity"]), float(h["distance"])) for h in own[:cap]]
+        return out
+
     async def upsert(self, rows: list[IndexedRow]) -> None:
         if not rows:
             return
-        data = [
-            {
-                "content_id": r.content_id,
-                "vector": r.vector.astype(np.float32).tolist(),
-                "entity_id": r.entity_id,
-                "work_id": r.work_id,
-                "title_key": r.title_key[:2000],
-                "isrc": r.isrc,
-                "meta": json.dumps(r.meta, ensure_ascii=False)[:16000],
-            }
-            for r in rows
-        ]
-        await self._call("upsert", lambda client: client.upsert(self._collection, data))
+
+        def data() -> list[dict[str, Any]]:
+            return [
+                {
+                    "content_id": r.content_id,
+                    "vector": r.vector.astype(np.float32).tolist(),
+                    "entity_id": r.entity_id,
+                    "work_id": r.work_id,
+                    "title_key": r.title_key[:2000],
+                    "isrc": r.isrc,
+                    "meta": json.dumps(r.meta, ensure_ascii=False)[:16000],
+                    **({TITLE_ONLY_FIELD: r.title_only_key[:2000]} if self._has_title_only else {}),
+                }
+                for r in rows
+            ]
+
+        # The rows are built once connected: only then is it known whether the collection has the field.
+        await self._call("upsert", lambda client: client.upsert(self._collection, data()))
 
     async def count(self) -> int:
         def run(client: Any) -> int:
@@ -193,4 +246,5 @@ def _row(content_id: str, entity: dict[str, Any], vector: np.ndarray | None = No
         title_key=entity.get("title_key", ""),
         isrc=entity.get("isrc", ""),
         meta=json.loads(entity.get("meta") or "{}"),
+        title_only_key=entity.get(TITLE_ONLY_FIELD, "") or "",
     )

@@ -502,8 +502,10 @@ _MIX_RE = re.compile(r"\bmix\b")
 _NEUTRAL_MIX_RE = re.compile(r"\b(?:original|album|radio|extended|stereo|mono|single|main|lp) mix\b")
 # Segments that say nothing about the recording but must not stay in the title.
 _NEUTRAL_SEGMENT_RE = re.compile(
-    r"^(?:(?:album|lp|original|main|full|single) (?:version|mix)|original|bonus track|bonus|hd|hq|4k|"
-    r"high quality|full song|official)$"
+    r"^(?:(?:album|lp|original|main|full|single|studio|bonus) (?:version|mix)|original|bonus track|bonus|hd|hq|"
+    r"4k|high quality|full song|official|"
+    # a release edition glued into a title names the release, not the recording
+    r"(?:super )?(?:deluxe|expanded|anniversary|collectors?|limited|special)(?: (?:edition|version))?)$"
 )
 # Release-title editions: removed from releases so "Pain Killer (Deluxe)" matches "Pain Killer".
 _EDITION_RE = re.compile(
@@ -515,7 +517,7 @@ _MAX_TAG_WORDS = 10  # a longer bracket is a subtitle or a release name, not a v
 
 def _segment_tags(segment: str) -> frozenset[str] | None:
     """The tags a bracketed or dash-separated segment carries; None when it is not a tag segment."""
-    text = normalise_text(segment)
+    text = normalise_text(segment.replace("@", " at "))  # "Live @ The Roxy"
     if not text or len(text.split()) > _MAX_TAG_WORDS:
         return None
     tags = {tag for tag, pattern in _TAG_RULES if pattern.search(text)}
@@ -555,6 +557,14 @@ _TRACK_NUMBER_RE = re.compile(r"^\s*0\d{1,2}\s*[-.]\s*(?=\S)")
 _TRAILING_VIDEO_RE = re.compile(
     r"\s+((?:official\s+)?(?:live\s+|hd\s+)?(?:music|lyrics?|live|official)\s+video|official\s+audio|"
     r"(?:official\s+)?visuali[sz]er)\s*$",
+    re.I,
+)
+# Unbracketed performance suffixes, also with a qualifier: "Song MTV Unplugged", "Song Acoustic
+# Version", "Song Live at Wembley 1986" (but "Live Forever", "The House I Live In" keep their words).
+_TRAILING_TAG_RE = re.compile(
+    r"\s+((?:mtv\s+)?unplugged|"
+    r"(?:live|acoustic|instrumental|karaoke|piano|demo|radio|extended|remix)\s+(?:version|mix|edit|recording)|"
+    r"live\s+(?:at|@|from)\s+\S.*)\s*$",
     re.I,
 )
 
@@ -642,6 +652,12 @@ def parse_title(title: str, release: str | None = None) -> ParsedTitle:
             break
         tags.update(found)
         text = text[: separators[-1].start()]
+    trailing_tag = _TRAILING_TAG_RE.search(text)
+    if trailing_tag and text[: trailing_tag.start()].strip():
+        found = _segment_tags(trailing_tag.group(1))
+        if found:
+            tags.update(found)
+            text = text[: trailing_tag.start()]
     trailing_video = _TRAILING_VIDEO_RE.search(text)
     if trailing_video and text[: trailing_video.start()].strip():
         found = _segment_tags(trailing_video.group(1))
@@ -708,6 +724,12 @@ class NormalisedItem:
         return f"{self.title_core}|{self.artists[0] if self.artists else ''}"
 
     @property
+    def title_only_key(self) -> str:
+        """Blocking key for versions by any artist (covers): the core title alone; "" for titles
+        that name nothing (a track number, "untitled", two letters), which would block everything."""
+        return "" if is_placeholder_title(self.title_core) else self.title_core
+
+    @property
     def embed_text(self) -> str:
         """The text the sentence encoder embeds: title, artists and release, without tags, so that
         versions and videos of a song still land near it and come back as candidates."""
@@ -754,6 +776,14 @@ class NormalisedItem:
             language=d.get("language"),
             source=str(d.get("source", "")),
         )
+
+
+# Titles that carry no name: a track number, "null", two letters.
+PLACEHOLDER_TITLES = frozenset({"", "null", "none", "unknown", "untitled", "na", "n a", "track"})
+
+
+def is_placeholder_title(title_core: str) -> bool:
+    return title_core in PLACEHOLDER_TITLES or len(title_core) <= 2 or title_core.replace(" ", "").isdigit()
 
 
 _KIND_TAGS = {"lyric_video": frozenset({"lyric_video"}), "live_video": frozenset({"live"})}

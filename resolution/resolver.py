@@ -204,7 +204,7 @@ class BatchResolver:
         clock.start("search")
         keys = [n.title_key for n in norms]
         isrcs = [n.isrc or "" for n in norms]
-        prefetched = await self._finder.prefetch(vectors, keys, isrcs)
+        prefetched = await self._finder.prefetch(vectors, keys, isrcs, [n.title_only_key for n in norms])
 
         clock.start("score")
         per_item = self._gather(norms, vectors, prefetched)
@@ -243,6 +243,7 @@ class BatchResolver:
                     title_key=norms[i].title_key,
                     isrc=norms[i].isrc or "",
                     meta=norms[i].to_meta(),
+                    title_only_key=norms[i].title_only_key,
                 )
             )
             self._finder.remember([rows[-1]])
@@ -252,14 +253,20 @@ class BatchResolver:
     def _gather(
         self, norms: list[NormalisedItem], vectors: np.ndarray, prefetched: list[list[Candidate]]
     ) -> list[list[Candidate]]:
-        """Each item's candidates: index hits, recent writes and the batch's earlier items."""
+        """Each item's candidates: index hits, recent writes and the batch's earlier items.
+
+        Exact-key matches are always kept; then at most ``title_cap`` of the most similar items
+        with the same core title by other artists (covers); then the most similar of the rest,
+        up to ``max_candidates``."""
         batch_sims = vectors @ vectors.T
+        title_cap = self._finder.title_cap
         out: list[list[Candidate]] = []
         for i, norm in enumerate(norms):
+            title_only = norm.title_only_key if title_cap > 0 else ""
             found = {
                 c.content_id: c
                 for c in self._finder.complete(
-                    prefetched[i], vectors[i], norm.title_key, norm.isrc or "", norm.content_id
+                    prefetched[i], vectors[i], norm.title_key, norm.isrc or "", norm.content_id, title_only
                 )
             }
             earlier = sorted(range(i), key=lambda j: -batch_sims[i, j])
@@ -271,7 +278,7 @@ class BatchResolver:
                     c.similarity for c in found.values()
                 )
                 keyed = other.title_key == norm.title_key or (norm.isrc and other.isrc == norm.isrc)
-                if close or keyed:
+                if close or keyed or (title_only and other.title_only_key == title_only):
                     # Entity filled in at decision time, when the earlier item has been decided.
                     found[other.content_id] = Candidate(
                         other.content_id, "", "", float(batch_sims[i, j]), other.to_meta(), "batch"
@@ -279,6 +286,10 @@ class BatchResolver:
             keyed_first = sorted(found.values(), key=lambda c: (c.via != "key", -c.similarity))
             keep = [c for c in keyed_first if c.via == "key"]
             rest = [c for c in keyed_first if c.via != "key"][: max(0, self._max_candidates - len(keep))]
+            if title_only:
+                chosen = {c.content_id for c in (*keep, *rest)}
+                same_title = [c for c in keyed_first if c.content_id not in chosen and _title_of(c) == title_only]
+                rest += same_title[:title_cap]
             out.append(keep + rest)
         return out
 
@@ -341,3 +352,7 @@ class BatchResolver:
 
 def _meta_item(candidate: Candidate) -> NormalisedItem:
     return NormalisedItem.from_meta(candidate.meta)
+
+
+def _title_of(candidate: Candidate) -> str:
+    return str(candidate.meta.get("title_core", ""))

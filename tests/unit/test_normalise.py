@@ -226,7 +226,21 @@ def test_split_artist_from_title(title: str, artist: str, expected: tuple[str, s
         ("Song (Visualizer)", "song", {"visualizer"}, (), "video"),
         ("Song (Live Video)", "song", {"live", "official_video"}, (), "video"),
         ("Song (Live) [Official Video]", "song", {"live", "official_video"}, (), "video"),
+        # unbracketed performance suffixes and "@" for "at"
+        ("Song Unplugged", "song", {"acoustic", "live"}, (), "version"),
+        ("Song MTV Unplugged", "song", {"acoustic", "live"}, (), "version"),
+        ("Song Acoustic Version", "song", {"acoustic"}, (), "version"),
+        ("Song Live at Wembley 1986", "song", {"live"}, (), "version"),
+        ("Crazy Arms (Live @Pickathon 2013)", "crazy arms", {"live"}, (), "version"),
+        ("Song - Live @ The Roxy", "song", {"live"}, (), "version"),
+        # editions and studio/bonus versions say nothing about the recording
+        ("The Voice (Studio Version)", "the voice", set(), (), "original"),
+        ("Song [Bonus Version]", "song", set(), (), "original"),
+        ("Song (Deluxe Edition)", "song", set(), (), "original"),
         # words that look like tags but belong to the title
+        ("Unplugged", "unplugged", set(), (), "original"),
+        ("The House I Live In", "the house i live in", set(), (), "original"),
+        ("Live at the Apollo", "live at the apollo", set(), (), "original"),
         ("Live Forever", "live forever", set(), (), "original"),
         ("Song - Live Wire", "song live wire", set(), (), "original"),
         ("Home Video", "home video", set(), (), "original"),

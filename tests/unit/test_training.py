@@ -9,7 +9,14 @@ import pytest
 
 from evaluation.pair_examples import PairExample
 from inference.matcher_model import MatcherModel
-from inference.training import MODEL_FEATURES, TrainConfig, choose_thresholds, sample_dataset, train_matcher
+from inference.training import (
+    MODEL_FEATURES,
+    SAMPLE_NAME,
+    TrainConfig,
+    choose_thresholds,
+    sample_dataset,
+    train_matcher,
+)
 from resolution.normalise import NormalisedItem
 from resolution.policy import Thresholds
 from tests.unit.text_fakes import trigram_encoder
@@ -36,6 +43,10 @@ def test_training_is_reproducible_and_learns_the_relations(tmp_path: Path) -> No
     assert meta["tune_accuracy"] >= 0.9
     assert 0.05 <= first.thresholds.merge <= 0.95 and 0.05 <= first.thresholds.link <= 0.95
     assert 0.25 <= meta["temperature"] <= 4.0
+    # The generated catalogue has works: the link threshold comes from streaming its tune records.
+    curve = meta["tune_link_f1_by_threshold"][SAMPLE_NAME]
+    assert len(curve) >= 5 and all(0.0 <= f1 <= 1.0 for f1 in curve.values())
+    assert 0.2 <= first.thresholds.link <= 0.7
 
     first.save(tmp_path / "model")
     assert MatcherModel.load(tmp_path / "model").version == first.version

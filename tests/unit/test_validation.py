@@ -53,4 +53,3 @@ def test_empty_message_is_refused() -> None:
         assert exc.reason == "empty_message"
     else:
         raise AssertionError("accepted an empty message")
-
