@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from resolution.features import pair_signals
-from resolution.matcher import RELATIONS, PairInput, PairScore, with_identifier_evidence
+from resolution.matcher import RELATIONS, PairInput, PairScore, with_rule_evidence
 from resolution.policy import Thresholds
 
 WEIGHTS_FILE = "matcher.pt"
@@ -122,7 +122,7 @@ def pair_features(pairs: list[PairInput], names: tuple[str, ...]) -> tuple[list[
 def to_scores(signals: list[dict[str, float]], probabilities: np.ndarray) -> list[PairScore]:
     return [
         PairScore(
-            probabilities=with_identifier_evidence({r: float(p) for r, p in zip(RELATIONS, row, strict=True)}, s),
+            probabilities=with_rule_evidence({r: float(p) for r, p in zip(RELATIONS, row, strict=True)}, s),
             signals=s,
         )
         for s, row in zip(signals, probabilities, strict=True)

@@ -49,11 +49,19 @@ FEATURE_NAMES: tuple[str, ...] = (
     "head_ratio",
     "head_in_other",
     "performance_differs",
+    "title_words_found",
+    "record_jaccard",
+    "performance_duration_gap",
 )
 # Tags that name another performance, not another cut or mix of the same one: a demo, an
 # acoustic or live take is a different recording even when title, artist and release agree.
 PERFORMANCE_TAGS = frozenset({"live", "acoustic", "demo", "instrumental", "acapella", "karaoke", "cover", "rerecorded"})
 _PREFIX_WORDS = 4
+# Words too common in titles to show that one title is found in another record.
+_FILLER_WORDS = frozenset(
+    {"the", "a", "an", "of", "and", "in", "on", "to", "for", "with", "from", "by", "at", "is", "it", "me", "my", "you"}
+)
+_GAP_SCALE_S = 60.0
 
 
 def _ratio(a: str, b: str, scorer: object = fuzz.ratio) -> float:
@@ -143,6 +151,34 @@ def _head_signals(a: NormalisedItem, b: NormalisedItem) -> tuple[float, float, f
     return common / shorter, common / longer, _ratio(text_a, text_b), found
 
 
+def _record_words(n: NormalisedItem) -> set[str]:
+    """Every word of the record, whichever field it sits in (numbers left out)."""
+    return {w for w in _full_text(n).split() if not w.isdigit()}
+
+
+def _words_found(head: list[str], words: set[str]) -> float:
+    """Share of a title head's words (fillers left out, unless that is all there is) found among
+    the other record's words, in any field."""
+    wanted = {w for w in head if w not in _FILLER_WORDS} or set(head)
+    return len(wanted & words) / len(wanted) if wanted else 0.0
+
+
+def _title_words_found(a: NormalisedItem, b: NormalisedItem) -> float:
+    """How well a title's head (its words before a glued-on name) is found anywhere in the other
+    record, the better of the two sides (the other may have genre or label words glued on): a
+    feed that scrambles fields still carries the song's name somewhere, while two songs of one
+    album share artist, release and year but not it."""
+    cuts = _cut_phrases(a, b)
+    head_a, head_b = title_head(a.title_core, cuts), title_head(b.title_core, cuts)
+    if not head_a or not head_b:
+        return 0.0
+    return max(_words_found(head_a, _record_words(b)), _words_found(head_b, _record_words(a)))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
 def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> dict[str, float]:
     """Named, bounded signals; every value is a float so it can travel in a decision."""
     artists_a = " ".join(a.artists)
@@ -164,6 +200,7 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
     )
     artist_in_other = max(_ratio(artists_a, full_b, fuzz.partial_ratio), _ratio(artists_b, full_a, fuzz.partial_ratio))
     head_prefix, head_cover, head_ratio, head_in_other = _head_signals(a, b)
+    performance_differs = bool((a.tags ^ b.tags) & PERFORMANCE_TAGS)
     return {
         "text_cosine": float(text_cosine),
         "title_ratio": _ratio(a.title_core, b.title_core),
@@ -201,7 +238,12 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         "head_cover": head_cover,
         "head_ratio": head_ratio,
         "head_in_other": head_in_other,
-        "performance_differs": float(bool((a.tags ^ b.tags) & PERFORMANCE_TAGS)),
+        "performance_differs": float(performance_differs),
+        "title_words_found": _title_words_found(a, b),
+        "record_jaccard": _jaccard(_record_words(a), _record_words(b)),
+        # A demo or acoustic take against the album track: how far their lengths are apart
+        # (0 when the tags agree or a length is unknown; 1 from a minute on).
+        "performance_duration_gap": min(duration_diff, _GAP_SCALE_S) / _GAP_SCALE_S if performance_differs else 0.0,
     }
 
 

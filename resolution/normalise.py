@@ -428,11 +428,16 @@ def strip_glued_fields(title: str) -> GluedFields:
     return GluedFields(cleaned, duration, year)
 
 
+# "Album - Single", "Album - EP": a store's release-type suffix after a dash, not "Artist - Title".
+_RELEASE_TYPE_RE = re.compile(r"(?:maxi[ -]?)?(?:single|ep)(?:$|\s*[^\w\s])", re.IGNORECASE)
+
+
 def split_artist_from_title(title: str, artist: str) -> tuple[str, str]:
     """``(title, artist)``: when the artist is empty and the title reads "Artist - Title", split it.
 
     Otherwise both come back unchanged. A dash followed by a version tag ("Song - Live at
-    Wembley") is not an artist separator.
+    Wembley") or by a release type ("Album - Single", "Album - EP ( ... )") is not an artist
+    separator, nor is a dash after a bracketed version tag ("Song ( X Remix ) Artist - ...").
     """
     if (artist or "").strip():
         return title, artist
@@ -442,7 +447,11 @@ def split_artist_from_title(title: str, artist: str) -> tuple[str, str]:
     left, right = title[: match.start()].strip(), title[match.end() :].strip()
     # Judge the right side without its brackets: "Artist - Song (Club Mix)" splits, "Song - Live" not.
     bare_right = _GROUP_RE.sub(" ", right).strip()
-    if not left or not bare_right or _segment_tags(bare_right) is not None:
+    if not left or not bare_right or _segment_tags(bare_right) is not None or _RELEASE_TYPE_RE.match(bare_right):
+        return title, artist
+    # A left side with a version group ("Song ( X Remix ) Artist Album - Single") is a title with
+    # other fields glued on, not an artist's name.
+    if any(_segment_tags(group) for group in _GROUP_RE.findall(left)):
         return title, artist
     return right, left
 

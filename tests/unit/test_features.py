@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from resolution.features import FEATURE_NAMES, pair_signals, title_head
@@ -58,3 +60,39 @@ def test_head_cover_tells_a_longer_title_apart() -> None:
     s = pair_signals(_item("a", "Take There", "Skrillex"), _item("b", "Take There Again", "Skrillex"), 0.9)
     assert s["head_prefix"] == 1.0
     assert s["head_cover"] == pytest.approx(2 / 3)
+
+
+def test_title_words_found_in_any_field() -> None:
+    # One store put the artist inside the title and the title's words elsewhere; the song's
+    # name is still found in the other record.
+    scrambled = _item("a", "Paper Harbour Otis Fenwick Dance Music", "", "Night Lights")
+    clean = _item("b", "Paper Harbour", "Otis Fenwick", "Night Lights")
+    assert pair_signals(scrambled, clean, 0.8)["title_words_found"] == 1.0
+    # Genre words glued after the title: the shorter side's title is found in full.
+    glued = _item("c", "Paper Harbour Pop Rock", "Otis Fenwick")
+    assert pair_signals(glued, clean, 0.8)["title_words_found"] == 1.0
+    # Two songs of one album: artist, release and year agree, the title's words are nowhere.
+    other = _item("d", "Quiet Engine Dance Music", "Otis Fenwick", "Night Lights")
+    s = pair_signals(clean, other, 0.8)
+    assert s["title_words_found"] == 0.0
+    assert s["record_jaccard"] == pytest.approx(4 / 10)  # otis fenwick night lights of 10 words
+
+
+def test_title_words_found_skips_fillers_unless_alone() -> None:
+    a, b = _item("a", "The Harbour", "Otis"), _item("b", "The Engine", "Otis")
+    assert pair_signals(a, b, 0.5)["title_words_found"] == 0.0  # "the" alone proves nothing
+    a, b = _item("a", "The The", "Otis"), _item("b", "The", "Otis")
+    assert pair_signals(a, b, 0.5)["title_words_found"] == 1.0
+
+
+def test_performance_duration_gap() -> None:
+    def timed(content_id: str, title: str, seconds: int) -> NormalisedItem:
+        item = _item(content_id, title, "Otis Fenwick")
+        return replace(item, duration_ms=seconds * 1000)
+
+    album = timed("a", "Paper Harbour", 241)
+    assert pair_signals(timed("b", "Paper Harbour ( Demo )", 305), album, 0.9)["performance_duration_gap"] == 1.0
+    gap = pair_signals(timed("c", "Paper Harbour ( Acoustic )", 256), album, 0.9)["performance_duration_gap"]
+    assert gap == pytest.approx(15 / 60)
+    # the same tags, or no performance tag on either side: no gap, whatever the lengths
+    assert pair_signals(timed("d", "Paper Harbour ( Remastered )", 305), album, 0.9)["performance_duration_gap"] == 0.0

@@ -108,3 +108,28 @@ def test_policy_classify_follows_decide_order() -> None:
     assert policy.classify({"same": 0.5, "version_of": 0.4, "video_of": 0.1, "none": 0.0}) == "version_of"
     assert policy.classify({"same": 0.1, "version_of": 0.4, "video_of": 0.45, "none": 0.05}) == "video_of"
     assert policy.classify({"same": 0.3, "version_of": 0.3, "video_of": 0.0, "none": 0.4}) == "none"
+
+
+def test_performance_evidence_moves_same_to_version() -> None:
+    from resolution.matcher import PERFORMANCE_GAP_S, with_performance_evidence, with_rule_evidence
+
+    probs = {"same": 0.9, "version_of": 0.05, "video_of": 0.0, "none": 0.05}
+    demo = {"performance_differs": 1.0, "duration_known": 1.0, "duration_diff_s": 64.0}
+    moved = with_performance_evidence(probs, demo)
+    assert moved["same"] == pytest.approx(0.01) and moved["version_of"] == pytest.approx(0.94)
+    assert sum(moved.values()) == pytest.approx(1.0)
+    # a dropped "(Live)" on the same recording: lengths agree, nothing moves
+    assert with_performance_evidence(probs, {**demo, "duration_diff_s": PERFORMANCE_GAP_S - 1}) == probs
+    # unknown lengths or no performance tag on one side only: nothing moves
+    assert with_performance_evidence(probs, {**demo, "duration_known": 0.0}) == probs
+    assert with_performance_evidence(probs, {**demo, "performance_differs": 0.0}) == probs
+    # identifiers first: an ISRC conflict sends p(same) to none, nothing is left to move
+    both = with_rule_evidence(probs, {**demo, "isrc_conflict": 1.0})
+    assert both["same"] == pytest.approx(0.01) and both["none"] == pytest.approx(0.94)
+
+
+def test_local_scorer_applies_the_performance_evidence() -> None:
+    a = NormalisedItem("a", "recording", "fake", frozenset({"demo"}), "version", ("shinedown",), duration_ms=305_000)
+    b = NormalisedItem("b", "recording", "fake", artists=("shinedown",), duration_ms=241_000)
+    [score] = LocalPairScorer(_model()).score_now([PairInput(a, b, 0.95)])
+    assert score.probabilities["same"] == pytest.approx(0.01)

@@ -160,6 +160,17 @@ def test_split_artists(raw: str, primary: list[str], featured: list[str]) -> Non
         ("Paper Harbour", "", ("Paper Harbour", "")),
         ("Otis Fenwick - Paper Harbour", "Someone", ("Otis Fenwick - Paper Harbour", "Someone")),
         ("Covid-19 Blues", "", ("Covid-19 Blues", "")),
+        # a store's release type after the dash: the album's name, not "Artist - Title"
+        ("Paper Harbour - Single", "", ("Paper Harbour - Single", "")),
+        ("Paper Harbour - EP ( Deluxe )", "", ("Paper Harbour - EP ( Deluxe )", "")),
+        ("Otis Fenwick - Single Ladies", "", ("Single Ladies", "Otis Fenwick")),
+        # a version group before the dash: a title with other fields glued on
+        (
+            "Paper Harbour ( Nine Remix ) Otis Fenwick Paper Harbour - Single Dance",
+            "",
+            ("Paper Harbour ( Nine Remix ) Otis Fenwick Paper Harbour - Single Dance", ""),
+        ),
+        ("Otis Fenwick (UK) - Paper Harbour", "", ("Paper Harbour", "Otis Fenwick (UK)")),
     ],
 )
 def test_split_artist_from_title(title: str, artist: str, expected: tuple[str, str]) -> None:
