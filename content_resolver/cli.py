@@ -39,6 +39,8 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
             print("[stack] Kafka jars, Jaeger binary and Triton backend are in place")
             return 0
         if args.action == "up":
+            if args.fresh_milvus and stack.discard_milvus_data():
+                print("[stack] milvus: starting from an empty data folder (--fresh-milvus)")
             stack.up(args.only)
             if not args.only or "kafka" in args.only:
                 created = ensure_topics(settings.kafka)
@@ -257,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stack", help="start, stop or inspect the local services")
     s.add_argument("action", choices=["up", "down", "status", "fetch"])
     s.add_argument("--only", nargs="*", choices=["kafka", "milvus", "jaeger", "triton"])
+    s.add_argument(
+        "--fresh-milvus", action="store_true", help="with up: start a stopped Milvus from an empty data folder"
+    )
     s.set_defaults(fn=cmd_stack)
 
     s = sub.add_parser("worker", help="run one resolver worker in the foreground")

@@ -95,6 +95,10 @@ class LocalStack:
             if self._alive(svc) and self._is_ready(svc):
                 say(f"{svc.name}: already running on 127.0.0.1:{svc.port}")
                 continue
+            if self._alive(svc):
+                # Started by an earlier call and still starting: a second one would fight it.
+                say(f"{svc.name}: still starting (pid {self._pid(svc)}); waiting for it")
+                continue
             if self._is_ready(svc):
                 # Started elsewhere (another checkout, a system service): use it, never stop it.
                 say(f"{svc.name}: answering on 127.0.0.1:{svc.port}, not started here; using it")
@@ -216,7 +220,15 @@ class LocalStack:
             if not self._alive(svc):
                 raise StackError(svc.name, "exited during start-up", self._log(svc))
             time.sleep(0.5)
-        raise StackError(svc.name, f"not ready after {timeout_s:.0f}s", self._log(svc))
+        # Do not leave a half-started service behind: the next `up` would start a second one.
+        self.stop(svc.name)
+        hint = ""
+        if svc.name == "milvus":
+            hint = (
+                "; a Milvus Lite that was killed can spend minutes recovering stale etcd sessions:"
+                " `resolver stack up --fresh-milvus` starts it from an empty data folder"
+            )
+        raise StackError(svc.name, f"not ready after {timeout_s:.0f}s{hint}", self._log(svc))
 
     # ---- Kafka --------------------------------------------------------------------------
 

@@ -1,0 +1,39 @@
+"""The local stack's process plumbing: one process per service, none left half-started."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from content_resolver.settings import StackSettings
+from deploy.stack import LocalStack, Service, StackError, _pid_alive
+
+
+def slow_stack(tmp_path: Path) -> LocalStack:
+    """A stack of one service that never becomes ready."""
+    stack = LocalStack(replace(StackSettings(), state_dir=tmp_path, start_timeout_s=1.5))
+    stack.services = [
+        Service(name="slow", port=1, command=lambda: ["sleep", "60"], ready=lambda: False, stop_grace_s=2.0)
+    ]
+    stack.fetch = lambda: None  # type: ignore[method-assign]
+    return stack
+
+
+def test_a_service_still_starting_is_not_started_twice_and_a_timeout_stops_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = slow_stack(tmp_path)
+    svc = stack.services[0]
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    stack.pids.mkdir(parents=True, exist_ok=True)
+    stack._start(svc)
+    first = stack._pid(svc)
+    assert first is not None
+    capsys.readouterr()
+    with pytest.raises(StackError, match="not ready after"):
+        stack.up()  # finds it starting: waits for it instead of starting another
+    said = capsys.readouterr().out
+    assert "still starting" in said and "starting on" not in said
+    assert not _pid_alive(first), "a service that never became ready is stopped, not left behind"
