@@ -74,7 +74,13 @@ def build_worker(settings: Settings) -> Worker:
 
     encoder = TritonTextEncoder(w.triton_url, w.text_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
     index = MilvusVectorIndex(
-        w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=w.retry_max_s, on_retry=on_retry
+        w.milvus_uri,
+        w.milvus_collection,
+        TEXT_DIM,
+        token=w.milvus_token,
+        retry_max_s=w.retry_max_s,
+        on_retry=on_retry,
+        hnsw_ef=w.milvus_hnsw_ef,
     )
     scorer, thresholds = build_scorer(settings, on_retry)
     policy = DecisionPolicy(thresholds)
