@@ -661,18 +661,13 @@ def parse_title(title: str, release: str | None = None) -> ParsedTitle:
             break
         tags.update(found)
         text = text[: separators[-1].start()]
-    trailing_tag = _TRAILING_TAG_RE.search(text)
-    if trailing_tag and text[: trailing_tag.start()].strip():
-        found = _segment_tags(trailing_tag.group(1))
-        if found:
-            tags.update(found)
-            text = text[: trailing_tag.start()]
-    trailing_video = _TRAILING_VIDEO_RE.search(text)
-    if trailing_video and text[: trailing_video.start()].strip():
-        found = _segment_tags(trailing_video.group(1))
-        if found:
-            tags.update(found)
-            text = text[: trailing_video.start()]
+    for trailing_re in (_TRAILING_TAG_RE, _TRAILING_VIDEO_RE):  # unbracketed: "Song Unplugged"
+        trailing = trailing_re.search(text)
+        if trailing and text[: trailing.start()].strip():
+            found = _segment_tags(trailing.group(1))
+            if found:
+                tags.update(found)
+                text = text[: trailing.start()]
     text = _TRACK_NUMBER_RE.sub("", text)
     core = normalise_text(text) or normalise_text(title or "")
     frozen = frozenset(tags)
