@@ -151,26 +151,21 @@ class EventBatchHandler:
         produced_at: dict[str, int] = {}
         feedback: list[Feedback] = []
         for msg in messages:
-            if msg.topic == self._topics.feedback:
-                try:
-                    fb = parse_feedback(self._schemas.feedback, msg.value)
-                except InvalidEvent as exc:
-                    out.append(self._dead_letter(msg, exc))
-                    m.dead_letters.labels(exc.reason).inc()
-                    continue
-                feedback.append(fb)
-                origin.setdefault(fb.feedback_id, msg)
-                produced_at.setdefault(fb.feedback_id, fb.created_at_ms)
-                continue
             try:
-                item = self._validator.parse(msg.value)
+                if msg.topic == self._topics.feedback:
+                    fb = parse_feedback(self._schemas.feedback, msg.value)
+                    feedback.append(fb)
+                    key, at_ms = fb.feedback_id, fb.created_at_ms
+                else:
+                    item = self._validator.parse(msg.value)
+                    items.append(item)
+                    key, at_ms = item.event_id, item.produced_at_ms
             except InvalidEvent as exc:
                 out.append(self._dead_letter(msg, exc))
                 m.dead_letters.labels(exc.reason).inc()
                 continue
-            items.append(item)
-            origin.setdefault(item.event_id, msg)
-            produced_at.setdefault(item.event_id, item.produced_at_ms)
+            origin.setdefault(key, msg)
+            produced_at.setdefault(key, at_ms)
         consume_end = time.time_ns()
         if self._scope is not None:
             self._scope.bind({eid: msg.partition for eid, msg in origin.items()})
