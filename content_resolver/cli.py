@@ -116,27 +116,38 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from evaluation.evaluate import ResolverConfig, evaluate_command, summary_lines
+    from content_resolver.composition import build_offline_encoder, build_offline_resolver
+    from evaluation.evaluate import evaluate_command
     from evaluation.report import write_report
+    from evaluation.summary import summary_lines
     from inference.matcher_model import latest_version_dir, load_local_scorer
     from resolution.matcher import RuleScorer
     from resolution.policy import Thresholds
 
+    if args.through_stack:
+        from evaluation.through_stack import through_stack_command
+
+        return through_stack_command(settings, Path(args.dataset), args.split, args.json)
     w = settings.worker
     model_dir = (
-        Path(args.model) if args.model else latest_version_dir(settings.stack.triton_model_repository / "matcher")
+        Path(args.model) if args.model else latest_version_dir(settings.stack.triton_model_repository / w.matcher_model)
     )
     loaded = load_local_scorer(model_dir)
     if args.model and loaded is None:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
     scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
-    config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s, w.title_candidates_cap)
+    encoder = build_offline_encoder(settings, REPO_ROOT / ".cache")
+    kinds = ["exact", "milvus"] if args.index == "both" else [args.index]
+    offlines = [build_offline_resolver(settings, encoder, scorer, thresholds, kind) for kind in kinds]
     results = evaluate_command(
-        Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles
+        Path(args.dataset),
+        args.split,
+        offlines,
+        args.shuffles,
+        args.stream,
+        on_result=lambda result: print("\n".join(summary_lines(result.metrics)), flush=True),
     )
-    for result in results:
-        print("\n".join(summary_lines(result.metrics)))
     metrics = results[0].metrics if len(results) == 1 else [r.metrics for r in results]
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -190,6 +201,14 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  differs: {line}")
     print(f"[rebuild] {'EQUAL' if report.differing == 0 else f'{report.differing} keys DIFFER'}")
     return 0 if report.differing == 0 else 1
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.replay import export_clusters
+
+    rows = export_clusters(settings, Path(args.clusters))
+    print(f"[export] {rows} content items -> {args.clusters} (content_id, entity_id, work_id)")
+    return 0
 
 
 def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,6 +305,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="a matcher model version folder (default: the shipped triton_models/matcher)")
     s.add_argument("--split", default="valid", choices=["train", "valid", "test", "all"])
     s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
+    s.add_argument(
+        "--stream",
+        default="all",
+        choices=["all", "split"],
+        help="cluster sets: stream every record and score the split's (all), or the split's records alone",
+    )
+    s.add_argument(
+        "--index",
+        default="exact",
+        choices=["exact", "milvus", "both"],
+        help="the exact in-memory index, a fresh Milvus collection with the worker's parameters, or both",
+    )
+    s.add_argument(
+        "--through-stack",
+        action="store_true",
+        help="produce the set to Kafka, let a real worker decide, export its clusters and score them",
+    )
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
     s.set_defaults(fn=cmd_evaluate)
@@ -309,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rebuild", help="replay resolution-decisions into a fresh state and compare with the worker's")
     s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
     s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("export", help="the current clustering, replayed from resolution-decisions, as CSV")
+    s.add_argument("--clusters", required=True, metavar="OUT.csv", help="content_id, entity_id, work_id per item")
+    s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("entity", help="an entity: members, relations, lineage, decisions with trace ids")
     s.add_argument("entity_id")
