@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evaluation.datasets import Dataset, LabelledPair, TruthRow
-from evaluation.evaluate import evaluate_clusters, evaluate_pairs
+from evaluation.evaluate import evaluate_clusters, evaluate_pairs, split_ids
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import VALID, cluster_portion, pair_portion
 from evaluation.streaming import ResolverConfig, reference_offline
@@ -200,6 +200,28 @@ def test_pair_set_precision_recall_by_hand(tmp_path: Path) -> None:
     assert m["pairwise"]["recall"] == 0.5
     assert m["pairwise"]["f1"] == 0.5
     assert sorted(e["kind"] for e in result.errors) == ["false negative", "false positive"]
+
+
+def test_every_record_streamed_only_the_split_scored(tmp_path: Path) -> None:
+    """The default: all records go through the resolver, the chosen split's alone are scored."""
+    items, truth = generate_catalogue(seed=7, songs=30)
+    ds = Dataset("sample", Path("sample"), items, truth)
+    offline = reference_offline(trigram_encoder(tmp_path), TruthScorer(truth), THRESHOLDS, CONFIG)
+    scored = split_ids(ds, VALID)
+    assert 0 < len(scored) < len(items)
+    every = asyncio.run(evaluate_clusters(ds, VALID, offline, shuffles=1, progress=False, at_once=False))
+    alone = asyncio.run(
+        evaluate_clusters(ds, VALID, offline, shuffles=1, progress=False, at_once=False, stream="split")
+    )
+    assert every.metrics["streamed"] == len(items) and every.metrics["records"] == len(scored)
+    assert alone.metrics["streamed"] == alone.metrics["records"] == len(scored)
+    # Only the scored records are judged: one expected-vs-decided count each, in both modes.
+    assert sum(sum(row.values()) for row in every.confusion.values()) == len(scored)
+    assert sum(sum(row.values()) for row in alone.confusion.values()) == len(scored)
+    assert every.metrics["pairwise"]["f1"] == 1.0 and every.metrics["work_pairwise"]["f1"] == 1.0
+    never = reference_offline(trigram_encoder(tmp_path), NeverScorer(truth), THRESHOLDS, CONFIG)
+    nothing = asyncio.run(evaluate_clusters(ds, VALID, never, shuffles=1, progress=False, at_once=False))
+    assert nothing.metrics["pairwise"]["recall"] == 0.0
 
 
 def test_splits_are_seeded_and_proportioned() -> None:
