@@ -57,6 +57,13 @@ class KafkaSettings:
     sasl_username: str = ""
     sasl_password: str = ""
     ssl_cafile: str = ""
+    # Folders (os.pathsep-separated) of further writer schemas, *.avsc, that readers accept beside
+    # the released ones in streams/schemas/released: a producer's schema not released here yet.
+    schema_dirs: str = ""
+
+    @property
+    def schema_dir_paths(self) -> list[Path]:
+        return [Path(p) for p in self.schema_dirs.split(os.pathsep) if p]
 
 
 @dataclass(frozen=True)
