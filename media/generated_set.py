@@ -424,7 +424,7 @@ class MediaSetBuilder:
 
 
 def default_folder(seed: int, size: str) -> Path:
-    from content_resolver.settings import REPO_ROOT
+    from settings import REPO_ROOT
 
     return REPO_ROOT / ".cache" / "media" / f"set-{size}-{seed}"
 
