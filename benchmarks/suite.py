@@ -11,8 +11,8 @@ from pathlib import Path
 from benchmarks.encoder import bare_encoder, triton_alone
 from benchmarks.end_to_end import EndToEndBench, PhaseResult, event_stream
 from benchmarks.stats import memory_trend, ratio
-from content_resolver.settings import Settings
 from inference.text_encoder import served_precision
+from settings import Settings
 
 ENCODER_TEXTS = 512
 

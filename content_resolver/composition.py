@@ -13,8 +13,6 @@ import faust
 import numpy as np
 from opentelemetry.sdk.trace import TracerProvider
 
-from content_resolver.settings import Settings
-from content_resolver.telemetry import tracer_provider
 from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.streaming import OfflineResolver
 from inference.matcher_model import MatcherModel, latest_version_dir
@@ -24,15 +22,17 @@ from resolution.candidates import CandidateFinder, InMemoryVectorIndex, VectorIn
 from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
 from resolution.matcher import PairScorer, RuleScorer
-from resolution.milvus_index import MilvusVectorIndex
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
+from settings import Settings
 from streams.app import create_app
 from streams.handler import EventBatchHandler, EventScope
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
 from streams.topics import Schemas
 from streams.validation import EventLimits, EventValidator
+from telemetry import tracer_provider
+from vector_index.milvus import MilvusVectorIndex
 
 
 @dataclass

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from content_resolver.settings import Settings
 from resolution.entities import cluster_rows, rebuild_state, state_differences
+from settings import Settings
 from streams.kafka import read_topic
 from streams.topics import Schemas
 

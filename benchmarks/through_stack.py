@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.end_to_end import EndToEndBench
-from content_resolver.settings import Settings
 from evaluation.cluster_scoring import prf_dict
 from evaluation.datasets import Dataset, load_dataset
 from evaluation.evaluate import split_ids
@@ -25,6 +24,7 @@ from evaluation.metrics import bcubed_prf, pairwise_prf
 from evaluation.streaming import seeded_order
 from resolution.entities import cluster_rows, rebuild_state
 from resolution.model import ContentItem
+from settings import Settings
 from streams.replay import decision_records, write_clusters
 
 
