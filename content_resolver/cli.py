@@ -127,7 +127,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.through_stack:
         from benchmarks.through_stack import through_stack_command
 
-        return through_stack_command(settings, Path(args.dataset), args.split, args.json)
+        return through_stack_command(settings, Path(args.dataset), args.split, args.json, args.repeat)
     w = settings.worker
     model_dir = (
         Path(args.model) if args.model else latest_version_dir(settings.stack.triton_model_repository / w.matcher_model)
@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--through-stack",
         action="store_true",
         help="produce the set to Kafka, let a real worker decide, export its clusters and score them",
+    )
+    s.add_argument(
+        "--repeat", type=int, default=1, help="with --through-stack: stream the same order N times, count differences"
     )
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
