@@ -160,7 +160,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from training.matcher import TrainConfig, train_command
 
     model = train_command(
-        [Path(d) for d in args.dataset], Path(args.out), REPO_ROOT / ".cache" / "embeddings", TrainConfig(seed=args.seed)
+        [Path(d) for d in args.dataset],
+        Path(args.out),
+        REPO_ROOT / ".cache" / "embeddings",
+        TrainConfig(seed=args.seed),
     )
     t = model.thresholds
     print(f"[train] {model.version} -> {args.out} (merge >= {t.merge:.2f}, link >= {t.link:.2f})")
