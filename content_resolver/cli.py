@@ -339,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("RESOLVER_LOGLEVEL", "WARNING"))
     args = build_parser().parse_args(argv)
+    from deploy.milvus_credentials import export_local_milvus_token
+
+    # Into the environment, so that workers and tools started from here inherit it.
+    export_local_milvus_token(os.environ)
     settings = Settings.from_env()
     return int(args.fn(args, settings) or 0)
 

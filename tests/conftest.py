@@ -32,6 +32,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
+    from deploy.milvus_credentials import export_local_milvus_token
+
+    # As the command line does: the local Milvus' token reaches every worker this session starts.
+    export_local_milvus_token(os.environ)
     return Settings.from_env()
 
 
