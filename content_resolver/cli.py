@@ -215,7 +215,8 @@ def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
         import urllib.error
 
         try:
-            record = fetch_json(f"{args.worker_url or worker_url(settings)}/entity/{args.entity_id}")
+            url = f"{args.worker_url or worker_url(settings)}/entity/{args.entity_id}"
+            record = fetch_json(url, token=settings.worker.web_token)
         except urllib.error.HTTPError as exc:
             record = None if exc.code == 404 else {"error": str(exc)}
     if record is None:

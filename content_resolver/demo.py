@@ -42,7 +42,9 @@ def start_worker(
 
 
 def wait_worker_ready(settings: Settings, proc: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    url = f"http://127.0.0.1:{settings.worker.web_port}/health"
+    from streams.replay import worker_url
+
+    url = f"{worker_url(settings)}/health"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
