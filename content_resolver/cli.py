@@ -32,7 +32,7 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from deploy.stack import LocalStack, StackError
     from streams.kafka import ensure_topics
 
-    stack = LocalStack(settings.stack)
+    stack = LocalStack(settings.stack, milvus_token=settings.worker.milvus_token)
     try:
         if args.action == "fetch":
             stack.fetch()

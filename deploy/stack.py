@@ -75,7 +75,8 @@ def say(message: str) -> None:
 
 
 class LocalStack:
-    def __init__(self, settings: StackSettings, python: str = sys.executable) -> None:
+    def __init__(self, settings: StackSettings, python: str = sys.executable, milvus_token: str = "") -> None:
+        """``milvus_token``: the resolver's MILVUS_TOKEN, when it is not this installation's own."""
         self.s = settings
         self.python = python
         self.state = settings.state_dir
@@ -83,6 +84,8 @@ class LocalStack:
         self.logs = self.state / "logs"
         self.pids = self.state / "pids"
         self.milvus_password = MilvusRootPassword(settings)
+        self._milvus_token = milvus_token
+        self.milvus_refusal = ""  # why Milvus refused our credentials, for the error that follows
         self.services = [self._kafka(), self._milvus(), self._jaeger(), self._triton()]
 
     # ---- public verbs -------------------------------------------------------------------
@@ -111,7 +114,8 @@ class LocalStack:
                 say(f"{svc.name}: answering on 127.0.0.1:{svc.port}, not started here; using it")
                 continue
             if port_open(svc.port):
-                raise StackError(svc.name, f"port {svc.port} is taken by another process", self._log(svc))
+                taken = self.milvus_refusal if svc.name == "milvus" and self.milvus_refusal else ""
+                raise StackError(svc.name, taken or f"port {svc.port} is taken by another process", self._log(svc))
             self._start(svc)
         for svc in chosen:
             self._wait(svc)
@@ -231,7 +235,9 @@ class LocalStack:
         # Do not leave a half-started service behind: the next `up` would start a second one.
         self.stop(svc.name)
         hint = ""
-        if svc.name == "milvus":
+        if svc.name == "milvus" and self.milvus_refusal:
+            hint = f"; {self.milvus_refusal}"
+        elif svc.name == "milvus":
             hint = (
                 "; a Milvus Lite that was killed can spend minutes recovering stale etcd sessions:"
                 " `resolver stack up --fresh-milvus` starts it from an empty data folder"
@@ -390,20 +396,27 @@ class LocalStack:
         if not port_open(self.s.milvus_port):
             return False
         uri = f"http://127.0.0.1:{self.s.milvus_port}"
-        token = self.milvus_password.token()
+        own = self.milvus_password.token()
+        token = self._milvus_token or own
         answer = _milvus_login(uri, token)
         if answer != "refused":
+            self.milvus_refusal = ""
             return answer == "ok"
+        if token != own:
+            self.milvus_refusal = f"Milvus on port {self.s.milvus_port} refuses the MILVUS_TOKEN given"
+            return False
         # A new data folder: root still has Milvus' default password. Replace it before
         # reporting ready, so nothing ever works with the default.
         if _milvus_login(uri, f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}") != "ok":
-            raise StackError(
-                "milvus",
-                f"refuses the root password in {self.milvus_password.path} (and the default one):"
-                " it was started by another installation, or the password file was replaced;"
-                " `resolver stack up --fresh-milvus` starts from an empty data folder",
-                self._log(self._service("milvus")),
+            # Not fatal at once: a proxy that is still loading its credentials refuses too.
+            self.milvus_refusal = (
+                f"Milvus on port {self.s.milvus_port} refuses the root password in {self.milvus_password.path}"
+                " (and the default one): it was started by another installation (give its token as"
+                " MILVUS_TOKEN), or the password file was replaced (`resolver stack up --fresh-milvus`"
+                " starts from an empty data folder)"
             )
+            return False
+        self.milvus_refusal = ""
         from pymilvus import MilvusClient
 
         client = MilvusClient(uri=uri, token=f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}", timeout=10)

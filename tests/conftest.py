@@ -44,7 +44,7 @@ def stack(base_settings: Settings) -> Iterator[Settings]:
     from deploy.stack import LocalStack
     from streams.kafka import ensure_topics
 
-    local = LocalStack(base_settings.stack)
+    local = LocalStack(base_settings.stack, milvus_token=base_settings.worker.milvus_token)
     before = {name: line.startswith("up") for name, line in local.status().items()}
     local.up()
     ensure_topics(base_settings.kafka)
