@@ -266,6 +266,28 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.compatibility import check_full_compatibility
+    from streams.topics import SCHEMA_DIR
+
+    failed = False
+    for report in check_full_compatibility(Path(args.schema_dir) if args.schema_dir else SCHEMA_DIR):
+        versions = ", ".join(f"{v.version} {v.fingerprint.hex()}" for v in report.released)
+        state = "FULL-compatible with" if report.ok else "BREAKS compatibility with"
+        print(f"{report.schema}: current {report.current.fingerprint.hex()} {state} released {versions}")
+        for version, direction, problem in report.problems:
+            print(f"  {direction} ({version}): {problem}")
+        failed |= not report.ok
+    if failed:
+        print(
+            "[schemas] refused: a change must keep every released version readable by the new schema (backward)"
+            " and the new schema readable by every released version (forward): add fields with a default,"
+            " remove only fields that have one, never change a type except by Avro promotion",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="resolver", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
@@ -348,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
     )
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("schemas", help="check each schema change against the released versions (FULL compatibility)")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--schema-dir", help="a schemas folder laid out like streams/schemas (default: that one)")
+    s.set_defaults(fn=cmd_schemas)
 
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")

@@ -66,7 +66,7 @@ def build_worker(settings: Settings) -> Worker:
     metrics = ResolverMetrics()
     tracing = tracer_provider("content-resolver", w.otlp_endpoint)
     tracer = tracing.get_tracer("content_resolver.worker")
-    schemas = Schemas.load()
+    schemas = Schemas.load(settings.kafka.schema_dir_paths)
     validator = EventValidator(schemas.content_event, EventLimits.from_settings(w))
 
     def on_retry(dependency: str) -> None:
