@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, Settings
+from settings import REPO_ROOT, Settings
 
 
 def _items_from(args: argparse.Namespace) -> Iterator:
@@ -74,9 +74,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.producer import ContentProducer
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     tracing = tracer_provider("content-producer", settings.worker.otlp_endpoint)
     producer = ContentProducer(
@@ -146,7 +146,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from inference.training import TrainConfig, train_command
+    from training.matcher import TrainConfig, train_command
 
     model = train_command(
         [Path(d) for d in args.dataset], Path(args.out), REPO_ROOT / ".cache", TrainConfig(seed=args.seed)
@@ -170,9 +170,9 @@ def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.feedback import new_feedback, send_feedback
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     for verdict in ("same", "different", "version_of", "video_of"):
         pair = getattr(args, verdict)
@@ -379,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")
     s.set_defaults(fn=cmd_demo)
+
+    from media.command import add_parser as add_media_parser
+
+    add_media_parser(sub)
     return p
 
 

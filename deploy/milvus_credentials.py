@@ -13,7 +13,7 @@ import secrets
 import stat
 from collections.abc import MutableMapping
 
-from content_resolver.settings import Settings, StackSettings
+from settings import Settings, StackSettings
 
 ROOT_USER = "root"
 # What Milvus 2.3 gives root on a new data folder; only used to replace it.

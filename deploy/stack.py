@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, SECRET_ENVIRONMENT, StackSettings
 from deploy.milvus_credentials import DEFAULT_ROOT_PASSWORD, ROOT_USER, MilvusRootPassword
+from settings import REPO_ROOT, SECRET_ENVIRONMENT, StackSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 

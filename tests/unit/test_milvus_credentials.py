@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from content_resolver.settings import StackSettings
 from deploy.milvus_credentials import MilvusRootPassword, export_local_milvus_token
 from deploy.stack import LocalStack, Service
+from settings import StackSettings
 
 
 def test_the_password_is_made_once_and_only_its_owner_can_read_it(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from content_resolver.settings import Settings
+from settings import Settings
 from streams.web_access import WebAccess, WebAccessError, bearer_headers, client_host, is_loopback
 
 
