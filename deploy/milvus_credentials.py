@@ -12,6 +12,7 @@ import os
 import secrets
 import stat
 from collections.abc import MutableMapping
+from urllib.parse import urlsplit
 
 from settings import Settings, StackSettings
 
@@ -52,8 +53,9 @@ class MilvusRootPassword:
         return f"{ROOT_USER}:{self.read_or_create()}"
 
 
-def local_milvus_uri(stack: StackSettings) -> str:
-    return f"http://127.0.0.1:{stack.milvus_port}"
+def is_local_milvus(uri: str, stack: StackSettings) -> bool:
+    parsed = urlsplit(uri if "//" in uri else f"http://{uri}")
+    return parsed.hostname in ("127.0.0.1", "localhost", "::1") and parsed.port == stack.milvus_port
 
 
 def export_local_milvus_token(env: MutableMapping[str, str]) -> None:
@@ -63,6 +65,6 @@ def export_local_milvus_token(env: MutableMapping[str, str]) -> None:
     if "MILVUS_TOKEN" in env or "RESOLVER_WORKER_MILVUS_TOKEN" in env:
         return
     settings = Settings.from_env(dict(env))
-    if settings.worker.milvus_uri.rstrip("/") != local_milvus_uri(settings.stack):
+    if not is_local_milvus(settings.worker.milvus_uri, settings.stack):
         return
     env["MILVUS_TOKEN"] = MilvusRootPassword(settings.stack).token()

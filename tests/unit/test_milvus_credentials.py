@@ -50,6 +50,10 @@ def test_the_token_goes_to_the_local_milvus_only(tmp_path: Path) -> None:
     export_local_milvus_token(own_port)
     assert own_port["MILVUS_TOKEN"] == f"root:{password}"
 
+    spelled = {"RESOLVER_STACK_STATE_DIR": state, "MILVUS_URI": "http://localhost:19530/"}
+    export_local_milvus_token(spelled)
+    assert spelled["MILVUS_TOKEN"] == f"root:{password}"
+
     given = {"RESOLVER_STACK_STATE_DIR": state, "MILVUS_TOKEN": "alice:secret"}
     export_local_milvus_token(given)
     assert given["MILVUS_TOKEN"] == "alice:secret", "a token given explicitly wins"
