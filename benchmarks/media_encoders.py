@@ -24,12 +24,14 @@ from media.loading import MediaLoader
 
 def _cpu_flags() -> str:
     try:
-        for line in open("/proc/cpuinfo", encoding="ascii", errors="replace"):
-            if line.startswith("flags"):
-                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma", "sse4_2")
-                return " ".join(f for f in line.split(":", 1)[1].split() if f in wanted)
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
     except OSError:
-        pass
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma", "sse4_2")
+    for line in lines:
+        if line.startswith("flags"):
+            return " ".join(f for f in line.split(":", 1)[1].split() if f in wanted)
     return "unknown"
 
 

@@ -371,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="write an HTML page (with PNG plots beside it) to this file")
     s.add_argument("--soak", type=float, metavar="MINUTES", help="then run at half load this long, tracking RSS")
     s.add_argument(
-        "--media", metavar="SIZE", help="instead: chroma and image-hash throughput, Triton vs in-process, on the media set"
+        "--media",
+        metavar="SIZE",
+        help="instead: chroma and image-hash speed, Triton vs in-process, on the media set",
     )
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
