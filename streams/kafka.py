@@ -124,7 +124,7 @@ def read_topic(
                     return
                 continue
             if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+                if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - librdkafka's public code, named with a leading underscore
                     continue
                 raise KafkaException(msg.error())
             last_seen = time.monotonic()

@@ -58,7 +58,7 @@ def read_partition(
                     break
                 continue
             if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+                if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - librdkafka's public code, named with a leading underscore
                     break
                 raise KafkaException(msg.error())
             out.append(schema.decode(msg.value()))
