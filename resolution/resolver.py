@@ -17,8 +17,9 @@ from typing import Protocol
 import numpy as np
 
 from resolution.candidates import CandidateFinder, IndexedRow
-from resolution.corrections import CorrectionLimits, Corrector, Feedback
+from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
+from resolution.feedback import Feedback
 from resolution.matcher import PairInput, PairScorer
 from resolution.model import Action, Candidate, ContentItem, Decision, Relation, ScoredCandidate, stable_id
 from resolution.normalise import NormalisedItem, normalise

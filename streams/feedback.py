@@ -17,7 +17,7 @@ import uuid
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
-from resolution.corrections import VERDICTS, Feedback
+from resolution.feedback import VERDICTS, Feedback
 from resolution.model import ContentItem
 from settings import KafkaSettings
 from streams.kafka import make_producer

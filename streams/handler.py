@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
-from resolution.corrections import VERDICTS, Feedback
+from resolution.feedback import VERDICTS, Feedback
 from resolution.model import ContentItem, Decision
 from resolution.resolver import BatchResolver
 from streams.metrics import ResolverMetrics
