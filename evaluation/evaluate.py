@@ -145,7 +145,14 @@ def _describe(norm: NormalisedItem | dict[str, Any]) -> str:
 
 
 def _top_signals(signals: dict[str, float], n: int = 8) -> dict[str, float]:
-    keys = ("text_cosine", "title_ratio", "title_token_set", "artist_token_set", "artist_overlap", "release_ratio")
+    keys: tuple[str, ...] = (
+        "text_cosine",
+        "title_ratio",
+        "title_token_set",
+        "artist_token_set",
+        "artist_overlap",
+        "release_ratio",
+    )
     keys += ("duration_diff_s", "year_diff", "isrc_equal", "version_tags_differ", "one_is_video", "same_source")
     return {k: round(signals[k], 3) for k in keys if k in signals}
 

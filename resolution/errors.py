@@ -23,7 +23,8 @@ class DependencyUnavailable(RuntimeError):
 
 def describe(exc: BaseException) -> str:
     """The exception's type and message; Triton's client exceptions have an empty repr."""
-    message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
+    method = getattr(exc, "message", None)
+    message = str(method()) if callable(method) else str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

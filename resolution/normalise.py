@@ -522,8 +522,8 @@ def parse_title(title: str, release: str | None = None) -> ParsedTitle:
     text = _TRACK_NUMBER_RE.sub("", text)
     core = normalise_text(text) or normalise_text(title or "")
     frozen = frozenset(tags)
-    names = tuple(_unique([normalise_artist(n) for n in featured if normalise_artist(n)]))
-    return ParsedTitle(core=core, tags=frozen, featured=names, version_class=version_class_of(frozen))
+    featured_names = tuple(_unique([normalise_artist(n) for n in featured if normalise_artist(n)]))
+    return ParsedTitle(core=core, tags=frozen, featured=featured_names, version_class=version_class_of(frozen))
 
 
 _RELEASE_NULLS = frozenset({"unknown", "null", "none", "n a", "na", "unk", "various"})

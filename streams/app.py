@@ -154,7 +154,8 @@ def create_app(
 
     @app.agent(content, name="resolve")
     async def resolve(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(w.batch_size, within=w.batch_window_s):
+        # take_events is public on faust.Stream, missing from its StreamT protocol.
+        async for events in stream.take_events(w.batch_size, within=w.batch_window_s):  # type: ignore[attr-defined]
             # Faust acknowledges the taken events once this body returns, whatever happened:
             # process() only returns when every event has a decision or a dead letter.
             await batches.process(list(events), [inbound(e) for e in events])

@@ -10,15 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from resolution.errors import DependencyUnavailable
 
 
 class BatchErrorPolicy(Protocol):
-    # Backoff between attempts of a held batch.
-    initial_delay_s: float
-    max_delay_s: float
+    @property
+    def initial_delay_s(self) -> float:
+        """The first wait before a held batch is tried again (doubling up to ``max_delay_s``)."""
+        ...
+
+    @property
+    def max_delay_s(self) -> float: ...
 
     def outage(self, exc: BaseException) -> str | None:
         """The dependency whose outage ``exc`` shows (hold the batch and retry it), or None:
@@ -34,6 +38,7 @@ class HoldOutagesIsolateDefects:
     def outage(self, exc: BaseException) -> str | None:
         if isinstance(exc, DependencyUnavailable):
             return exc.dependency
-        if isinstance(exc, KafkaError | KafkaException):
+        # confluent-kafka raises KafkaException (its KafkaError is the value inside, not raised).
+        if isinstance(exc, KafkaException):
             return "kafka"
         return None

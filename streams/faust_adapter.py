@@ -46,7 +46,7 @@ def as_current_event(event: Any) -> Iterator[None]:
 def committed_offset(app: faust.App, topic: str, partition: int) -> int | None:
     """The offset Faust resumed reading ``topic[partition]`` from (its last commit)."""
     # Faust keeps it per partition and has no public accessor.
-    offsets = app.consumer._committed_offset  # noqa: SLF001 - read only, to find skipped batches
+    offsets = app.consumer._committed_offset  # type: ignore[attr-defined]  # noqa: SLF001 - read only, to find skipped batches
     value = offsets.get(TP(topic, partition))
     return None if value is None else int(value)
 

@@ -36,10 +36,11 @@ class RebalanceHandler:
         self._metrics = metrics
         self.reread_after_s = reread_after_s
 
-    async def on_partitions_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
+    # Faust's signal receivers: (sender, partitions, signal=...).
+    async def on_partitions_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self._forget()
 
-    async def on_partitions_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
+    async def on_partitions_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self._forget()
 
     def _forget(self) -> None:

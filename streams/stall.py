@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 
 import faust
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from settings import Settings
 from streams.faust_adapter import flow_state
@@ -68,7 +68,7 @@ class StallSupervisor:
         else:
             try:
                 lag = await asyncio.to_thread(group_lag, self._settings.kafka, w.app_id, self._input_topics)
-            except (KafkaError, KafkaException) as exc:
+            except KafkaException as exc:
                 log.debug("lag unknown: %s", exc)
                 return
             waiting = sum(n for tp, n in lag.items() if tp in assigned)
