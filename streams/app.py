@@ -29,6 +29,7 @@ from streams.state import StagedTable
 from streams.status import WorkerStatus
 from streams.topics import Schemas
 from streams.views import HealthCheck, register_views
+from streams.web_access import WebAccess, client_host
 
 HandlerFactory = Callable[[EntityStore, EventScope], EventBatchHandler]
 
@@ -103,6 +104,7 @@ def create_app(
     k = settings.kafka
     w = settings.worker
     names = topic_names(k)
+    access = WebAccess(w.web_host, w.web_token)  # refuses to expose the entity views without a token
     app = faust.App(
         w.app_id,
         broker=[f"kafka://{server}" for server in k.bootstrap_servers.split(",")],
@@ -114,8 +116,8 @@ def create_app(
         topic_partitions=k.partitions,
         topic_replication_factor=1,
         table_standby_replicas=0,
-        web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_host=client_host(w.web_host),
+        web_bind=w.web_host,
         web_port=w.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
@@ -164,5 +166,5 @@ def create_app(
 
     app.timer(interval=3.0)(rebalance.reread_overdue)
     app.timer(interval=10.0)(StallSupervisor(app, settings, [names.content, names.feedback], status, metrics).tick)
-    register_views(app, metrics, table, status, health)
+    register_views(app, metrics, table, status, health, access)
     return app

@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 from resolution.entities import EntityStore
 from streams.metrics import ResolverMetrics
 from streams.status import WorkerStatus
+from streams.web_access import WebAccess
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -22,7 +23,10 @@ def register_views(
     table: MutableMapping[str, Any],
     status: WorkerStatus,
     health: HealthCheck | None,
+    access: WebAccess,
 ) -> None:
+    """``/state`` and ``/entity`` show catalogue data: they ask for the web token (``access``)."""
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
@@ -33,6 +37,8 @@ def register_views(
         """The whole entity state of this worker (for audits and the replay check); not for hot paths."""
 
         async def get(self, request: Request) -> Response:
+            if not access.allows(request.headers.get("Authorization")):
+                return _unauthorized(self)
             body = {str(key): value for key, value in table.items() if not str(key).startswith("o:")}
             return self.json(body)
 
@@ -48,7 +54,17 @@ def register_views(
     @app.page("/entity/{entity_id}")
     class Entity(View):
         async def get(self, request: Request, entity_id: str) -> Response:
+            if not access.allows(request.headers.get("Authorization")):
+                return _unauthorized(self)
             record = EntityStore(table).describe(entity_id)
             if record is None:
                 return self.json({"error": f"unknown entity {entity_id}"}, status=404)
             return self.text(json.dumps(record, indent=2), content_type="application/json")
+
+
+def _unauthorized(view: View) -> Response:
+    return view.json(
+        {"error": "this view asks for the worker's web token (Authorization: Bearer ...)"},
+        status=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
