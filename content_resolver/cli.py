@@ -225,6 +225,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             write_json(Path(args.json), quality)
         return 0
+    if args.state_store:
+        from benchmarks.state_store import format_state_table, run_state_bench
+
+        state = run_state_bench(settings, args.state_store, settings.stack.state_dir / "logs")
+        print("\n" + format_state_table(state))
+        if args.json:
+            write_json(Path(args.json), state)
+        return 0
     if args.milvus:
         from benchmarks.milvus_indexes import run_index_study
 
@@ -325,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
+    s.add_argument(
+        "--state-store",
+        type=int,
+        metavar="EVENTS",
+        help="instead: worker RSS and recovery time with this many events of state, memory store vs RocksDB",
+    )
     s.add_argument(
         "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
     )
