@@ -22,8 +22,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,11 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.end_to_end import DecisionFollower, bench_namespace
+from benchmarks.end_to_end import DecisionFollower
 from benchmarks.processes import rss_mb
-from content_resolver.settings import Settings
+from deploy.worker import WORKER_COMMAND, WorkerProcess, isolated_namespace
 from resolution.entities import EntityStore
 from resolution.model import Action, Candidate, ContentItem, Decision, Relation, ScoredCandidate
+from settings import Settings
 
 CHANGELOG_SUFFIX = "-entity-state-changelog"
 
@@ -186,47 +185,36 @@ class TimedStart:
         self.settings = settings
         self.env = env
         self.log = log
-        self.proc: subprocess.Popen | None = None
+        self.worker: WorkerProcess | None = None
 
     def run(self, store: str, how: str, timeout_s: float) -> StartResult:
-        from content_resolver.telemetry import tracer_provider
         from streams.producer import ContentProducer
         from streams.topics import Schemas
+        from telemetry import tracer_provider
 
         follower = DecisionFollower(self.settings)
         follower.start()
-        out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "content_resolver.cli", "worker", "--loglevel", "info"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env, "RESOLVER_WORKER_TABLE_STORE": store},
-            start_new_session=True,
-        )
+        env = {**self.env, "RESOLVER_WORKER_TABLE_STORE": store}
+        self.worker = WorkerProcess(self.settings, self.log, env, command=[*WORKER_COMMAND, "--loglevel", "info"])
+        self.worker.start(wait=False)
+        pid = self.worker.proc.pid if self.worker.proc else 0
         peak = [0.0]
         stop = threading.Event()
 
         def sample() -> None:
-            assert self.proc is not None
             while not stop.is_set():
-                peak[0] = max(peak[0], rss_mb(self.proc.pid))
+                peak[0] = max(peak[0], rss_mb(pid))
                 stop.wait(0.5)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         tracing = tracer_provider("bench-state", self.settings.worker.otlp_endpoint)
         producer = ContentProducer(self.settings.kafka, Schemas.load().content_event, tracing.get_tracer("bench"))
-        probe = f"probe-{store}-{how}-{uuid.uuid4().hex[:6]}"
+        probe = f"probe-{store}-{uuid.uuid4().hex[:6]}"
         producer.send(
             ContentItem(
-                event_id=probe,
-                content_id=probe,
-                source="bench",
-                kind="recording",
-                title=f"Probe {probe}",
-                artists=("Bench",),
+                event_id=probe, content_id=probe, source="bench", kind="recording", title=probe, artists=("Bench",)
             )
         )
         producer.flush()
@@ -234,7 +222,7 @@ class TimedStart:
         got = follower.wait_for({probe}, timeout_s)
         recovery = time.monotonic() - t0
         time.sleep(2.0)  # settle: what the worker holds once it serves
-        rss = rss_mb(self.proc.pid)
+        rss = rss_mb(pid)
         stop.set()
         sampler.join()
         follower.stop()
@@ -246,17 +234,30 @@ class TimedStart:
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        self.proc = None
+        if self.worker is not None:
+            self.worker.stop(sig, timeout_s=60)
+            self.worker = None
+
+
+def drop_bench_namespace(settings: Settings) -> None:
+    """The namespace's topics (Faust's own are prefixed with the app id), collection and table folder."""
+    import asyncio
+
+    from confluent_kafka.admin import AdminClient
+
+    from inference.text_encoder import TEXT_DIM
+    from streams.kafka import client_config, delete_topics, topic_names
+    from vector_index.milvus import MilvusVectorIndex
+
+    w = settings.worker
+    existing = AdminClient(client_config(settings.kafka)).list_topics(timeout=10).topics
+    delete_topics(
+        settings.kafka, [*topic_names(settings.kafka).all(), *(t for t in existing if t.startswith(f"{w.app_id}-"))]
+    )
+    asyncio.run(
+        MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=5).drop()
+    )
+    shutil.rmtree(settings.table_dir().parent, ignore_errors=True)
 
 
 def cpu_flags() -> str:
@@ -271,9 +272,8 @@ def cpu_flags() -> str:
     return "unknown"
 
 
-def run_state_bench(base: Settings, events: int, log_dir: Path, timeout_s: float = 900.0) -> dict[str, Any]:
+def run_state_bench(events: int, log_dir: Path, timeout_s: float = 900.0) -> dict[str, Any]:
     """Baseline (no state), then memory, then RocksDB first start, SIGTERM restart, SIGKILL restart."""
-    from content_resolver.demo import drop_namespace
     from streams.kafka import ensure_topics
 
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -283,16 +283,16 @@ def run_state_bench(base: Settings, events: int, log_dir: Path, timeout_s: float
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     starts: list[StartResult] = []
-    empty, empty_env = bench_namespace(base)
+    empty, empty_env = isolated_namespace("state", "bench_state")
     ensure_topics(empty.kafka)
     baseline = TimedStart(empty, empty_env, log_dir / "state-baseline.log")
     try:
         starts.append(baseline.run("memory", "baseline-empty", timeout_s))
     finally:
         baseline.stop()
-        drop_namespace(empty, milvus_retry_s=5)
+        drop_bench_namespace(empty)
 
-    settings, env = bench_namespace(base)
+    settings, env = isolated_namespace("state", "bench_state")
     ensure_topics(settings.kafka)
     try:
         result["state"] = fill_changelog(settings, events)
@@ -314,7 +314,7 @@ def run_state_bench(base: Settings, events: int, log_dir: Path, timeout_s: float
             if store == "memory":
                 shutil.rmtree(settings.table_dir(), ignore_errors=True)
     finally:
-        drop_namespace(settings, milvus_retry_s=5)
+        drop_bench_namespace(settings)
     result["starts"] = [s.__dict__ for s in starts]
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return result

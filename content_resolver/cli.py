@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, Settings
+from settings import REPO_ROOT, Settings
 
 
 def _items_from(args: argparse.Namespace) -> Iterator:
@@ -74,9 +74,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.producer import ContentProducer
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     tracing = tracer_provider("content-producer", settings.worker.otlp_endpoint)
     producer = ContentProducer(
@@ -146,7 +146,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from inference.training import TrainConfig, train_command
+    from training.matcher import TrainConfig, train_command
 
     model = train_command(
         [Path(d) for d in args.dataset], Path(args.out), REPO_ROOT / ".cache", TrainConfig(seed=args.seed)
@@ -156,10 +156,23 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
+    from evaluation.golden_sets import inspect_golden_set
+
+    reports = [inspect_golden_set(Path(d)) for d in args.dirs]
+    for report in reports:
+        print("\n".join(report.lines()))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n", encoding="utf-8")
+    bad = [r.name for r in reports if not r.ok]
+    print(f"[datasets] {len(reports)} sets, {len(bad)} with errors{': ' + ', '.join(bad) if bad else ''}")
+    return 1 if bad else 0
+
+
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.feedback import new_feedback, send_feedback
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     for verdict in ("same", "different", "version_of", "video_of"):
         pair = getattr(args, verdict)
@@ -228,10 +241,18 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.state_store:
         from benchmarks.state_store import format_state_table, run_state_bench
 
-        state = run_state_bench(settings, args.state_store, settings.stack.state_dir / "logs")
+        state = run_state_bench(args.state_store, settings.stack.state_dir / "logs")
         print("\n" + format_state_table(state))
         if args.json:
             write_json(Path(args.json), state)
+        return 0
+    if args.media:
+        from benchmarks.media_encoders import run_media_bench
+
+        figures = run_media_bench(settings.worker.triton_url, size=args.media)
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            write_json(Path(args.json), figures)
         return 0
     if args.milvus:
         from benchmarks.milvus_indexes import run_index_study
@@ -258,6 +279,28 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         write_report(Path(args.report), result, table, phases, rss)
         print(f"[bench] report: {args.report}")
     return 0
+
+
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.compatibility import check_full_compatibility
+    from streams.topics import SCHEMA_DIR
+
+    failed = False
+    for report in check_full_compatibility(Path(args.schema_dir) if args.schema_dir else SCHEMA_DIR):
+        versions = ", ".join(f"{v.version} {v.fingerprint.hex()}" for v in report.released)
+        state = "FULL-compatible with" if report.ok else "BREAKS compatibility with"
+        print(f"{report.schema}: current {report.current.fingerprint.hex()} {state} released {versions}")
+        for version, direction, problem in report.problems:
+            print(f"  {direction} ({version}): {problem}")
+        failed |= not report.ok
+    if failed:
+        print(
+            "[schemas] refused: a change must keep every released version readable by the new schema (backward)"
+            " and the new schema readable by every released version (forward): add fields with a default,"
+            " remove only fields that have one, never change a type except by Avro promotion",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=13)
     s.set_defaults(fn=cmd_train)
 
+    s = sub.add_parser("datasets", help="validate, fingerprint and size golden sets (layout of ../shared/data)")
+    s.add_argument("dirs", nargs="+", metavar="DIR", help="dataset folders")
+    s.add_argument("--json", help="write the reports to this file")
+    s.set_defaults(fn=cmd_datasets)
+
     s = sub.add_parser("feedback", help="send a curator's verdict on two content ids to resolution-feedback")
     verdicts = s.add_mutually_exclusive_group(required=True)
     for verdict in ("same", "different", "version_of", "video_of"):
@@ -330,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="write every number to this file")
     s.add_argument("--report", help="write an HTML page (with PNG plots beside it) to this file")
     s.add_argument("--soak", type=float, metavar="MINUTES", help="then run at half load this long, tracking RSS")
+    s.add_argument(
+        "--media",
+        metavar="SIZE",
+        help="instead: chroma and image-hash speed, Triton vs in-process, on the media set",
+    )
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
@@ -344,9 +397,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=cmd_bench)
 
+    s = sub.add_parser("schemas", help="check each schema change against the released versions (FULL compatibility)")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--schema-dir", help="a schemas folder laid out like streams/schemas (default: that one)")
+    s.set_defaults(fn=cmd_schemas)
+
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")
     s.set_defaults(fn=cmd_demo)
+
+    from media.command import add_parser as add_media_parser
+
+    add_media_parser(sub)
     return p
 
 
