@@ -205,6 +205,27 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.differing == 0 else 1
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from content_resolver.composition import build_scorer
+    from streams.reconciliation import CrossPartitionReconciler, publish_merges, read_decisions
+
+    _scorer, thresholds = build_scorer(settings)
+    reconciler = CrossPartitionReconciler(thresholds.merge)
+    while True:
+        plan = reconciler.plan(read_decisions(settings.kafka))
+        published = publish_merges(settings.kafka, plan)
+        print(
+            f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
+            f"{plan.cross_partition_pairs} cross-partition duplicate pairs, {published} MERGE decisions published",
+            flush=True,
+        )
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
 def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
     from resolution.entities import EntityStore, rebuild_state
     from streams.replay import decision_records, fetch_json, worker_url
@@ -365,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rebuild", help="replay resolution-decisions into a fresh state and compare with the worker's")
     s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
     s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("reconcile", help="merge duplicates that were created as entities in different partitions")
+    s.add_argument("--every", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS")
+    s.set_defaults(fn=cmd_reconcile)
 
     s = sub.add_parser("entity", help="an entity: members, relations, lineage, decisions with trace ids")
     s.add_argument("entity_id")
