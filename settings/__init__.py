@@ -74,6 +74,8 @@ class KafkaSettings:
 class WorkerSettings:
     app_id: str = "content-resolver"
     web_port: int = 6066
+    # Loopback here; a pod sets 0.0.0.0 so that its probes and metrics scrapes reach the web view.
+    web_bind: str = "127.0.0.1"
     batch_size: int = 64
     batch_window_s: float = 0.05
     # A batch is resolved in chunks of this many events; the next chunk is embedded (in Triton)

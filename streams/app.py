@@ -152,7 +152,7 @@ def create_app(
         topic_replication_factor=1,
         table_standby_replicas=0,
         web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_bind=w.web_bind,
         web_port=w.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
