@@ -105,6 +105,31 @@ def quality(settings: Settings, truth: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def visibility(records: list[Any], truth: dict[str, str]) -> dict[str, list[int]]:
+    """For each pair of true duplicates decided one after the other: was the earlier one among the
+    later one's candidates? Per (same or other partition, gap between the decisions): [found, pairs]."""
+    decided = [
+        (int(d.record["decided_at_ms"]), d.partition, d.record)
+        for d in records
+        if d.record.get("trigger", "content-event") == "content-event" and d.record["content_id"] in truth
+    ]
+    by_entity: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
+    for row in sorted(decided, key=lambda r: r[0]):
+        by_entity.setdefault(truth[row[2]["content_id"]], []).append(row)
+    out: dict[str, list[int]] = {}
+    for rows in by_entity.values():
+        for i, (t_late, p_late, late) in enumerate(rows):
+            seen = {c["content_id"] for c in late.get("candidates") or ()}
+            for t_early, p_early, early in rows[:i]:
+                gap = (t_late - t_early) / 1000
+                band = "<2s" if gap < 2 else "2-10s" if gap < 10 else ">=10s"
+                key = f"{'same' if p_late == p_early else 'other'} partition {band}"
+                cell = out.setdefault(key, [0, 0])
+                cell[0] += early["content_id"] in seen
+                cell[1] += 1
+    return dict(sorted(out.items()))
+
+
 def stream_one_worker(items: list[ContentItem], logs: Path) -> Settings:
     group = Group("one", logs)
     try:
@@ -152,6 +177,7 @@ def test_three_workers_over_six_partitions_match_one_worker(stack: Settings, tmp
         after = quality(many_settings, truth)
         again = reconciler.plan(after["records"])
         partitions = {d.partition for d in after["records"]}
+        seen = visibility(before["records"], truth)
         print(
             f"\n[many-workers] {len(items)} events, {PARTITIONS} partitions: one worker F1 {one['f1']:.4f} "
             f"(P {one['precision']:.4f} R {one['recall']:.4f}, {one['live_entities']} entities); "
@@ -160,7 +186,8 @@ def test_three_workers_over_six_partitions_match_one_worker(stack: Settings, tmp
             f"(P {after['precision']:.4f} R {after['recall']:.4f}, {after['live_entities']} entities); "
             f"cross-partition duplicate pairs found {plan.cross_partition_pairs}, merges published {published}, "
             f"left after: {len(again.merges)}; decided {after['decided']}, twice {after['decided_twice']}; "
-            f"decision partitions used {sorted(partitions)}"
+            f"decision partitions used {sorted(partitions)}; earlier duplicate among the candidates "
+            f"(found/pairs): {seen}"
         )
         assert one["decided"] == len(items) and one["decided_twice"] == 0
         assert after["decided"] == len(items), "an event was lost"
