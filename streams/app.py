@@ -42,6 +42,23 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
     ]
 
 
+def table_store(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The Faust store URL for the entity table and the options it is opened with."""
+    w = settings.worker
+    if w.table_store == "memory":
+        return "memory://", {}
+    if w.table_store == "rocksdb":
+        mib = 1024 * 1024
+        return "rocksdb://", {
+            "driver": "rocksdict",
+            "block_cache_size": w.table_cache_mb * mib,
+            "block_cache_compressed_size": 0,
+            "write_buffer_size": w.table_write_buffer_mb * mib,
+            "max_write_buffer_number": 2,
+        }
+    raise ValueError(f"RESOLVER_WORKER_TABLE_STORE={w.table_store!r}: expected 'rocksdb' or 'memory'")
+
+
 def inbound(event: Any) -> InboundMessage:
     m = event.message
     return InboundMessage(
@@ -104,6 +121,8 @@ def create_app(
     k = settings.kafka
     w = settings.worker
     names = topic_names(k)
+    store_url, store_options = table_store(settings)
+    settings.table_dir().mkdir(parents=True, exist_ok=True)
     access = WebAccess(w.web_host, w.web_token)  # refuses to expose the entity views without a token
     app = faust.App(
         w.app_id,
@@ -112,7 +131,8 @@ def create_app(
         processing_guarantee="at_least_once",
         key_serializer="raw",
         value_serializer="raw",
-        store="memory://",
+        store=store_url,
+        datadir=str(settings.table_dir()),
         topic_partitions=k.partitions,
         topic_replication_factor=1,
         table_standby_replicas=0,
@@ -131,10 +151,12 @@ def create_app(
     )
     # Curator feedback shares the agent (and so the order of state changes) with content events.
     content = app.topic(names.content, names.feedback, key_type=bytes, value_type=bytes, partitions=k.partitions)
-    table: MutableMapping[str, Any] = app.Table("entity-state", default=None, partitions=k.partitions)
+    table: MutableMapping[str, Any] = app.Table(
+        "entity-state", default=None, partitions=k.partitions, options=store_options or None
+    )
     out_topics = {name: app.topic(name, key_type=bytes, value_type=bytes) for name in (names.decisions, names.dlq)}
     status = WorkerStatus()
-    staged = StagedTable(table)
+    staged = StagedTable(table, faust_adapter.no_current_event)
     scope = EventScope(staged.writing_for)
     handler = build_handler(EntityStore(staged, scope.scope), scope)
     catch_up = DecisionLogCatchUp(k, Schemas.load().decision)

@@ -1,11 +1,12 @@
 """Every use of Faust's private internals, in one place.
 
-The delivery guarantee rests on four things Faust has no public API for: which event is
-"current" (table writes go to that event's changelog partition), the offset a consumer resumed
-reading from (to tell a skipped batch), its flow state (for the log of a stall), and its gap
-acknowledgement (which would commit past dropped messages). Each access is marked ``SLF001``
-with why; ``missing_internals`` checks they are all still there, and a unit test runs it, so
-a Faust upgrade that changes them fails loudly instead of losing messages quietly.
+The delivery guarantee rests on things Faust has no public API for: which event is "current"
+(table writes go to that event's changelog partition; with none, reads see every partition
+held), the offset a consumer resumed reading from (to tell a skipped batch), its flow state (for
+the log of a stall), and its gap acknowledgement (which would commit past dropped messages).
+Each access is marked ``SLF001`` with why; ``missing_internals`` checks they are all still
+there, and a unit test runs it, so a Faust upgrade that changes them fails loudly instead of
+losing messages quietly.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ def as_current_event(event: Any) -> Iterator[None]:
     finally:
         if token is not None:
             current.reset(token)
+
+
+@contextmanager
+def no_current_event() -> Iterator[None]:
+    """Faust's RocksDB store reads only the current event's partition when there is one; the
+    resolver reads the state of every partition this worker holds, as with the memory store."""
+    current: ContextVar[Any] = faust_streams._current_event  # noqa: SLF001 - no public way to clear it
+    token = current.set(None)
+    try:
+        yield
+    finally:
+        current.reset(token)
 
 
 def committed_offset(app: faust.App, topic: str, partition: int) -> int | None:
