@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, Settings
+from settings import REPO_ROOT, Settings
 
 
 def _items_from(args: argparse.Namespace) -> Iterator:
@@ -78,9 +78,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.producer import ContentProducer
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     tracing = tracer_provider("content-producer", settings.worker.otlp_endpoint)
     producer = ContentProducer(
@@ -168,7 +168,7 @@ def _replayed_feedback(settings: Settings):  # type: ignore[no-untyped-def]
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from inference.model_repository import ModelRepository
-    from inference.training import TrainConfig, train_command
+    from training.matcher import TrainConfig, train_command
 
     config = TrainConfig(
         seed=args.seed,
@@ -206,8 +206,8 @@ def _gate_datasets(args: argparse.Namespace, candidate: Path) -> list[Path]:
 
 
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
-    from evaluation.promotion import GateSettings, compare_versions, held_out_examples
     from inference.model_repository import ModelRepository
+    from training.promotion import GateSettings, compare_versions, held_out_examples
 
     repository = ModelRepository(settings.stack.triton_model_repository, args.model)
     served = repository.served()
@@ -303,9 +303,9 @@ def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.feedback import new_feedback, send_feedback
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     for verdict in ("same", "different", "version_of", "video_of"):
         pair = getattr(args, verdict)
@@ -396,6 +396,28 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         write_report(Path(args.report), result, table, phases, rss)
         print(f"[bench] report: {args.report}")
     return 0
+
+
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.compatibility import check_full_compatibility
+    from streams.topics import SCHEMA_DIR
+
+    failed = False
+    for report in check_full_compatibility(Path(args.schema_dir) if args.schema_dir else SCHEMA_DIR):
+        versions = ", ".join(f"{v.version} {v.fingerprint.hex()}" for v in report.released)
+        state = "FULL-compatible with" if report.ok else "BREAKS compatibility with"
+        print(f"{report.schema}: current {report.current.fingerprint.hex()} {state} released {versions}")
+        for version, direction, problem in report.problems:
+            print(f"  {direction} ({version}): {problem}")
+        failed |= not report.ok
+    if failed:
+        print(
+            "[schemas] refused: a change must keep every released version readable by the new schema (backward)"
+            " and the new schema readable by every released version (forward): add fields with a default,"
+            " remove only fields that have one, never change a type except by Avro promotion",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -506,9 +528,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=cmd_bench)
 
+    s = sub.add_parser("schemas", help="check each schema change against the released versions (FULL compatibility)")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--schema-dir", help="a schemas folder laid out like streams/schemas (default: that one)")
+    s.set_defaults(fn=cmd_schemas)
+
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")
     s.set_defaults(fn=cmd_demo)
+
+    from media.command import add_parser as add_media_parser
+
+    add_media_parser(sub)
     return p
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, StackSettings
+from settings import REPO_ROOT, StackSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 
@@ -84,6 +84,7 @@ class LocalStack:
         """Fetch or build everything the services need, into the cache (slow only once)."""
         self._kafka_jars()
         self._jaeger_binary()
+        self._jaeger_ui()
         self._triton_backend_dir()
 
     def up(self, only: list[str] | None = None) -> None:
@@ -374,6 +375,51 @@ class LocalStack:
             raise StackError("jaeger", "go build failed (see output above)")
         tmp.rename(exe)
 
+    def _jaeger_ui_dir(self) -> Path:
+        return self.cache / f"jaeger-ui-{self.s.jaeger_ui_crate}-{self.s.jaeger_ui_crate_version}"
+
+    def _jaeger_ui(self) -> None:
+        """The Jaeger UI build from its crates.io package, fetched with cargo like any dependency."""
+        target = self._jaeger_ui_dir()
+        if (target / "index.html").exists():
+            return
+        crate, version = self.s.jaeger_ui_crate, self.s.jaeger_ui_crate_version
+        if shutil.which("cargo") is None:
+            say(f"jaeger: cargo is not installed, so no UI (the crate {crate} {version} carries it); traces still work")
+            return
+        say(f"jaeger: fetching the Jaeger UI from the crate {crate} {version} with cargo (once)")
+        import json
+
+        project = self.cache / "jaeger-ui-fetch"
+        shutil.rmtree(project, ignore_errors=True)
+        (project / "src").mkdir(parents=True)
+        (project / "src" / "lib.rs").write_text("")
+        (project / "Cargo.toml").write_text(
+            f'[package]\nname = "jaeger-ui-fetch"\nversion = "0.0.0"\nedition = "2021"\n\n'
+            f'[dependencies]\n{crate} = "={version}"\n'
+        )
+        fetch = subprocess.run(["cargo", "fetch", "--quiet"], cwd=project, capture_output=True, text=True)
+        if fetch.returncode != 0:
+            raise StackError("jaeger", f"cargo fetch of {crate} {version} failed: {fetch.stderr[-2000:]}")
+        meta = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--offline"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
+        if meta.returncode != 0:
+            raise StackError("jaeger", f"cargo metadata failed: {meta.stderr[-2000:]}")
+        packages = json.loads(meta.stdout)["packages"]
+        manifest = next(Path(p["manifest_path"]) for p in packages if p["name"] == crate and p["version"] == version)
+        build = manifest.parent / "jaeger-ui" / "build"
+        if not (build / "index.html").exists():
+            raise StackError("jaeger", f"{crate} {version} has no jaeger-ui/build/index.html")
+        tmp = target.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(build, tmp)
+        tmp.rename(target)
+        shutil.rmtree(project, ignore_errors=True)
+
     def _jaeger(self) -> Service:
         return Service(
             name="jaeger",
@@ -385,6 +431,10 @@ class LocalStack:
                 "JAEGER_OTLP_GRPC_PORT": str(self.s.jaeger_otlp_grpc_port),
                 "JAEGER_OTLP_HTTP_PORT": str(self.s.jaeger_otlp_http_port),
                 "JAEGER_HEALTH_PORT": str(self.s.jaeger_ui_port + 1000),
+                # Empty (no cargo): Jaeger's built-in placeholder page.
+                "JAEGER_UI_ASSETS": str(self._jaeger_ui_dir())
+                if (self._jaeger_ui_dir() / "index.html").exists()
+                else "",
             },
             ready=lambda: (
                 http_ok(f"http://127.0.0.1:{self.s.jaeger_ui_port}/api/services")

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from content_resolver.cli import main
-from content_resolver.settings import REPO_ROOT, Settings
 from deploy.stack import LocalStack
+from deploy.worker import free_port
 from evaluation.datasets import write_dataset
 from evaluation.sample_catalogue import generate_catalogue
 from inference.matcher_model import MatcherModel
@@ -32,7 +32,8 @@ from inference.triton_client import TritonModelControl, TritonPairScorer
 from resolution.corrections import Feedback
 from resolution.matcher import PairInput
 from resolution.normalise import normalise
-from tests.conftest import drop_namespace, free_port, isolated_settings
+from settings import REPO_ROOT, Settings
+from tests.workers import drop_namespace, isolated_settings
 
 pytestmark = pytest.mark.integration
 SHIPPED = REPO_ROOT / "triton_models" / "matcher"
@@ -110,10 +111,10 @@ def test_retrain_from_feedback_refuse_promote_rollback(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from content_resolver.telemetry import tracer_provider
     from streams.feedback import send_feedback
     from streams.producer import ContentProducer
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     settings, ns_env = namespace
     local, triton_env = own_triton

@@ -13,15 +13,15 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from content_resolver.composition import as_shadow
-from content_resolver.settings import REPO_ROOT, Settings
-from evaluation.promotion import GateSettings, judge, overall, relation_scores
 from inference.matcher_model import MatcherModel, MatcherNet
 from inference.model_repository import ModelRepository, ServedVersions
-from inference.training import FEEDBACK_SET, MODEL_FEATURES, feedback_labels, feedback_portion
 from resolution.corrections import Feedback
 from resolution.model import ContentItem
 from resolution.policy import DecisionPolicy, Thresholds
+from settings import REPO_ROOT, Settings
 from tests.unit.text_fakes import trigram_encoder
+from training.matcher import FEEDBACK_SET, MODEL_FEATURES, feedback_labels, feedback_portion
+from training.promotion import GateSettings, judge, overall, relation_scores
 
 SHIPPED = REPO_ROOT / "triton_models" / "matcher"
 
@@ -69,7 +69,7 @@ def test_promote_rollback_and_shadow_rewrite_the_config(tmp_path: Path) -> None:
 
 
 def _examples(pairs: list[tuple[str, str]]) -> list[object]:
-    from inference.training import SignalExample
+    from training.matcher import SignalExample
 
     return [SignalExample(ds, "valid", rel, {}) for ds, rel in pairs]
 

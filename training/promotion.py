@@ -2,7 +2,7 @@
 
 Held-out means the portions training never looks at: "valid" of every golden set (pair sets by
 their split column, cluster sets by the hashed work, see ``evaluation.splits``) and the "valid"
-portion of curator verdicts (``inference.training.feedback_portion``). Each model decides every
+portion of curator verdicts (``training.matcher.feedback_portion``). Each model decides every
 pair with its own thresholds (``DecisionPolicy.classify``, the pair-level decision); per set and
 per decision type (same, version_of, video_of, and none for sets without link labels) the F1 of
 that decision is computed. The overall score is the mean over sets of each set's mean F1 over its
@@ -171,8 +171,8 @@ def held_out_examples(
     from evaluation.golden_sets import file_hashes, fingerprint_of
     from evaluation.pair_examples import dataset_examples
     from evaluation.splits import VALID
-    from inference.training import feedback_labels, sample_dataset
     from resolution.normalise import normalise
+    from training.matcher import feedback_labels, sample_dataset
 
     datasets = [load_dataset(Path(d)) for d in dataset_dirs]
     datasets.append(sample_dataset(sample_seed, sample_songs))
@@ -196,7 +196,7 @@ def held_out_examples(
 def compare_versions(serving_dir: Path, candidate_dir: Path, examples: list[Any], gate: GateSettings) -> GateVerdict:
     """Both versions decide every held-out pair with their own thresholds; the gate judges."""
     from inference.matcher_model import MatcherModel
-    from inference.training import examples_matrix
+    from training.matcher import examples_matrix
 
     scores = []
     names = []

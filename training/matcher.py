@@ -27,7 +27,6 @@ from tqdm import tqdm
 from evaluation.datasets import Dataset
 from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.pair_examples import PairExample, dataset_examples
-from evaluation.promotion import overall, relation_scores
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import FIT, TUNE, VALID, cluster_portion
 from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
@@ -37,6 +36,7 @@ from resolution.matcher import RELATIONS, PairScorer
 from resolution.model import ContentItem
 from resolution.normalise import normalise
 from resolution.policy import DecisionPolicy, Thresholds
+from training.promotion import overall, relation_scores
 
 log = logging.getLogger(__name__)
 SAMPLE_NAME = "sample-catalogue-train"
