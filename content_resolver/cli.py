@@ -289,6 +289,81 @@ def cmd_shadow(args: argparse.Namespace, settings: Settings) -> int:
     return _serve(repository, settings, lambda: repository.set_shadows(shadows), what)
 
 
+def model_references(settings: Settings) -> dict[str, dict]:
+    """Model version string (as decisions carry it) -> that version's drift reference."""
+    from inference.matcher_model import MatcherModel
+    from inference.model_repository import ModelRepository
+
+    repository = ModelRepository(settings.stack.triton_model_repository, settings.worker.matcher_model)
+    out = {}
+    for v in repository.versions():
+        model = MatcherModel.load(repository.version_dir(v))
+        if model.metadata.get("drift_reference"):
+            out[model.version] = model.metadata["drift_reference"]
+    return out
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from content_resolver.composition import as_shadow
+    from evaluation.shadow_compare import compare_streams, write_report
+    from streams.kafka import read_topic
+    from streams.topics import Schemas
+
+    schema = Schemas.load().decision
+    shadow_topic = (
+        args.shadow_topic
+        or as_shadow(replace(settings, worker=replace(settings.worker, shadow_version=1))).kafka.decisions_topic
+    )
+    primary_topic = args.primary_topic or settings.kafka.decisions_topic
+
+    def records(topic: str) -> list[dict]:
+        return [schema.decode(r.value) for r in read_topic(settings.kafka, topic)]
+
+    truth = None
+    if args.dataset:
+        from evaluation.datasets import load_dataset
+
+        ds = load_dataset(Path(args.dataset))
+        truth = {cid: row.entity_id for cid, row in (ds.truth or {}).items()}
+    verdicts = None
+    if args.feedback:
+        replay = _replayed_feedback(settings)
+        verdicts = [(fb.left, fb.right, fb.verdict == "same") for fb in replay.feedback]
+    references = {}
+    for version, reference in model_references(settings).items():
+        references[f"{version}"] = reference
+    primary, shadow = records(primary_topic), records(shadow_topic)
+    # Decisions carry "<text model>+<matcher version>"; the reference belongs to the matcher.
+    by_decision_version = {
+        r["model_version"]: references[r["model_version"].rsplit("+", 1)[-1]]
+        for r in (*primary, *shadow)
+        if r["model_version"].rsplit("+", 1)[-1] in references
+    }
+    comparison = compare_streams(
+        primary,
+        shadow,
+        (primary_topic, shadow_topic),
+        truth,
+        verdicts,
+        by_decision_version,
+        settings.lifecycle.drift_psi_threshold,
+    )
+    print("\n".join(comparison.lines()))
+    if args.json:
+        payload = {
+            "disagreement_rate": comparison.disagreement_rate,
+            "summary": comparison.lines(),
+            "disagreements": comparison.disagreements,
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if args.report:
+        write_report(Path(args.report), comparison)
+        print(f"[compare] report: {args.report}")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
     from evaluation.golden_sets import inspect_golden_set
 
@@ -488,6 +563,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("version", nargs="?", type=int)
     s.add_argument("--off", action="store_true", help="unload the shadow versions")
     s.set_defaults(fn=cmd_shadow)
+
+    s = sub.add_parser("compare", help="the serving worker's decisions against a shadow worker's, as a report")
+    s.add_argument("--primary-topic", help="default: the decisions topic")
+    s.add_argument("--shadow-topic", help="default: the shadow worker's decisions topic")
+    s.add_argument("--dataset", help="a labelled folder whose truth scores both sides")
+    s.add_argument("--feedback", action="store_true", help="also score both sides on the curator verdicts")
+    s.add_argument("--json", help="write the summary and the changed decisions to this file")
+    s.add_argument("--report", help="write an HTML page with plots to this file")
+    s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("datasets", help="validate, fingerprint and size golden sets (layout of ../shared/data)")
     s.add_argument("dirs", nargs="+", metavar="DIR", help="dataset folders")

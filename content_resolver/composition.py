@@ -15,6 +15,7 @@ from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
 from resolution.candidates import CandidateFinder
 from resolution.corrections import CorrectionLimits, Corrector
+from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
 from resolution.matcher import PairScorer, RuleScorer
 from resolution.policy import DecisionPolicy, Thresholds
@@ -129,13 +130,20 @@ def build_worker(settings: Settings) -> Worker:
         hnsw_ef=w.milvus_hnsw_ef,
     )
     policies: list[DecisionPolicy] = []
+    lc = settings.lifecycle
+    drift = DriftMonitor(None, lc.drift_window_s, lc.drift_min_events, lc.drift_psi_threshold)
+    metrics.drift_threshold.set(lc.drift_psi_threshold)
 
     def on_version(_version: int, model: MatcherModel) -> None:
-        # Decisions after a promotion use the thresholds trained with the version that scores them.
+        # Decisions after a promotion use the thresholds trained with the version that scores
+        # them, and its inputs are compared with its own training reference.
         for p in policies:
             p.thresholds = model.thresholds
+        drift.use_reference(model.metadata.get("drift_reference"))
 
     scorer, thresholds = build_scorer(settings, on_retry, on_version)
+    if isinstance(scorer, TritonPairScorer):
+        drift.use_reference(scorer.model.metadata.get("drift_reference"))
     policy = DecisionPolicy(thresholds)
     policies.append(policy)
 
@@ -152,7 +160,9 @@ def build_worker(settings: Settings) -> Worker:
             corrector=corrector,
             pipeline_chunk=w.pipeline_chunk,
         )
-        return EventBatchHandler(resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope)
+        return EventBatchHandler(
+            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
+        )
 
     async def health() -> dict[str, Any]:
         triton = await encoder.ready()

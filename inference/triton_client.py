@@ -219,6 +219,11 @@ class TritonPairScorer:
         if self._on_version is not None:
             self._on_version(version, model)
 
+    @property
+    def model(self) -> MatcherModel:
+        """The local copy of the version requests go to."""
+        return self._matcher
+
     async def _reset(self) -> None:
         await self.close()
         self._checked_at = float("-inf")

@@ -327,6 +327,35 @@ def stream_link_threshold(
     return link, detail
 
 
+def drift_reference(
+    datasets: list[Dataset], scorer: PairScorer, thresholds: Thresholds, encoder: CachedTextEncoder, seed: int
+) -> dict[str, Any] | None:
+    """The drift reference (``resolution.drift``): the tune records of every cluster set streamed
+    through the resolver once, in a seeded order, with the trained model and thresholds; the
+    distributions of their decisions' best score and best similarity."""
+    import asyncio
+    import random
+
+    from evaluation.evaluate import ResolverConfig, stream_through_resolver
+    from evaluation.pair_examples import cluster_key
+    from resolution.drift import decision_signals, reference_from
+
+    observations: list[dict[str, float]] = []
+    for ds in datasets:
+        if ds.truth is None or ds.pairs is not None:
+            continue
+        truth = ds.truth
+        items = [
+            i for i in ds.items if i.content_id in truth and cluster_portion(cluster_key(truth[i.content_id])) == TUNE
+        ]
+        random.Random(seed).shuffle(items)
+        outcome = asyncio.run(
+            stream_through_resolver(items, encoder, scorer, thresholds, ResolverConfig(), progress=False)
+        )
+        observations.extend(decision_signals(d) for d in outcome.decisions.values())
+    return reference_from(observations) if observations else None
+
+
 def train_matcher(
     datasets: list[Dataset],
     encoder: CachedTextEncoder,
@@ -421,6 +450,11 @@ def _train(
         "text_encoder": encoder.model_version,
         "split": "evaluation.splits: fit trains, tune picks temperature and thresholds",
     }
+    reference = drift_reference(
+        datasets, LocalPairScorer(MatcherModel(net, names, thresholds, {})), thresholds, encoder, config.seed
+    )
+    if reference is not None:
+        metadata["drift_reference"] = reference
     if extra:
         metadata["feedback_pairs"] = dict(sorted(Counter(f"{e.portion}/{e.relation}" for e in extra).items()))
     valid = [e for e in examples if e.portion == VALID]

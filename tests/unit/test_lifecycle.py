@@ -142,3 +142,122 @@ def test_shadow_settings_never_share_output_or_state() -> None:
     assert shadow.worker.milvus_collection != base.worker.milvus_collection
     assert shadow.worker.web_port != base.worker.web_port
     assert shadow.kafka.dlq_topic != base.kafka.dlq_topic
+
+
+def test_drift_psi_and_ks_against_an_independent_formula() -> None:
+    from resolution.drift import BINS, DriftMonitor, compare, histogram, ks, psi, reference_from
+
+    rng = np.random.default_rng(0)
+    base = [{"top_score": float(x), "top_cosine": float(y)} for x, y in rng.beta([8, 5], [2, 3], size=(4000, 2))]
+    reference = reference_from(base)
+    assert reference["bins"] == list(BINS) and abs(sum(reference["top_score"]) - 1.0) < 1e-9
+    same = [{"top_score": float(x), "top_cosine": float(y)} for x, y in rng.beta([8, 5], [2, 3], size=(1000, 2))]
+    shifted = [{"top_score": float(x), "top_cosine": float(y)} for x, y in rng.beta([2, 2], [6, 6], size=(1000, 2))]
+    calm, alarm = compare(same, reference, 0.25), compare(shifted, reference, 0.25)
+    assert max(calm.psi.values()) < 0.1 and not calm.alarms
+    assert min(alarm.psi.values()) > 1.0 and alarm.alarms == ["top_score", "top_cosine"]
+    # PSI by its textbook definition, computed here independently with plain Python.
+    p = [c + 1e-4 for c in histogram(o["top_score"] for o in shifted)]
+    q = [c + 1e-4 for c in reference["top_score"]]
+    p, q = [v / sum(p) for v in p], [v / sum(q) for v in q]
+    import math
+
+    expected = sum((a - b) * math.log(a / b) for a, b in zip(p, q, strict=True))
+    assert abs(psi(histogram(o["top_score"] for o in shifted), reference["top_score"]) - expected) < 1e-9
+    # KS on the binned distributions agrees with scipy's two-sample statistic to within a bin.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    exact = scipy_stats.ks_2samp([o["top_cosine"] for o in shifted], [o["top_cosine"] for o in base]).statistic
+    binned = ks(histogram(o["top_cosine"] for o in shifted), reference["top_cosine"])
+    assert binned <= exact + 1e-9 and exact - binned < 0.15
+
+    monitor = DriftMonitor(reference, window_s=10.0, min_events=100, threshold=0.25)
+    assert monitor.observe(shifted[:50], now=0.0) is None  # too few, too soon
+    assert monitor.observe(shifted[50:99], now=11.0) is None  # time passed, still too few
+    closed = monitor.observe(shifted[99:300], now=12.0)
+    assert closed is not None and closed.events == 300 and closed.alarms
+    assert DriftMonitor(None).observe(shifted, now=100.0) is None  # no reference: nothing judged
+
+
+def _record(event: str, action: str, entity: str, score: float, cosine: float, seq: int, **extra: object) -> dict:
+    return {
+        "decision_id": f"d-{event}-{action}",
+        "event_id": event,
+        "content_id": event,
+        "action": action,
+        "entity_id": entity,
+        "work_id": entity,
+        "related_entity_id": extra.get("related"),
+        "relation": extra.get("relation"),
+        "confidence": score,
+        "candidates": [
+            {
+                "content_id": "x",
+                "entity_id": entity,
+                "score": score,
+                "relation": "same",
+                "signals": {"text_cosine": cosine},
+            }
+        ]
+        if score
+        else [],
+        "reason": "",
+        "previous_entity_ids": [],
+        "members": [],
+        "model_version": str(extra.get("model", "m+one")),
+        "trace_id": "t",
+        "event_produced_at_ms": 0,
+        "decided_at_ms": seq,
+        "trigger": "content-event",
+        "new_entity_ids": [],
+        "verdict": None,
+        "sequence": seq,
+    }
+
+
+def test_compare_streams_disagreements_and_quality(tmp_path: Path) -> None:
+    from evaluation.shadow_compare import compare_streams, write_report
+    from resolution.drift import reference_from
+
+    primary = [
+        _record("a", "NEW", "e-a", 0.0, 0.0, 1),
+        _record("b", "MERGE", "e-a", 0.9, 0.95, 2),  # right: a and b are one recording
+        _record("c", "MERGE", "e-a", 0.6, 0.7, 3),  # wrong
+    ]
+    shadow = [
+        _record("a", "NEW", "e-a", 0.0, 0.0, 1, model="m+two"),
+        _record("b", "MERGE", "e-a", 0.92, 0.95, 2, model="m+two"),
+        _record("c", "NEW", "e-c", 0.3, 0.7, 3, model="m+two"),
+        _record("d", "NEW", "e-d", 0.0, 0.0, 4, model="m+two"),
+    ]
+    truth = {"a": "r1", "b": "r1", "c": "r2", "d": "r3"}
+    reference = reference_from([{"top_score": 0.9, "top_cosine": 0.9}] * 10)
+    comparison = compare_streams(
+        primary, shadow, truth=truth, feedback=[("a", "c", False)], references={"m+two": reference}
+    )
+    assert comparison.joined == 3 and comparison.only_shadow == 1
+    assert [d["content_id"] for d in comparison.disagreements] == ["c"]
+    assert abs(comparison.disagreement_rate - 1 / 3) < 1e-9
+    change = comparison.disagreements[0]
+    assert change["primary"]["action"] == "MERGE" and change["shadow"]["action"] == "NEW"
+    assert change["primary"]["evidence"][0]["score"] == 0.6
+    assert comparison.primary.prf is not None and comparison.shadow.prf is not None
+    assert comparison.primary.prf.precision < 1.0 and comparison.shadow.prf.precision == 1.0
+    assert comparison.primary.feedback_right == 0.0 and comparison.shadow.feedback_right == 1.0
+    assert comparison.primary.drift is None and comparison.shadow.drift is not None
+    assert comparison.shadow.drift.alarms  # mostly zeros against a reference all at 0.9
+    write_report(tmp_path / "compare.html", comparison)
+    page = (tmp_path / "compare.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 3 and "would change (1" in page
+
+
+def test_drift_gauges_on_metrics() -> None:
+    from resolution.drift import DriftResult
+    from streams.metrics import ResolverMetrics
+
+    metrics = ResolverMetrics()
+    metrics.observe_drift(DriftResult(300, {"top_score": 0.4, "top_cosine": 0.1}, {"top_score": 0.3}, 0.25))
+    text = metrics.exposition().decode()
+    assert 'resolver_drift_psi{signal="top_score"} 0.4' in text
+    assert 'resolver_drift_alarm{signal="top_score"} 1.0' in text
+    assert 'resolver_drift_alarm{signal="top_cosine"} 0.0' in text
+    assert "resolver_drift_psi_threshold 0.25" in text
