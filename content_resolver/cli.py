@@ -142,8 +142,19 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     results = evaluate_command(
         Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles
     )
+    reference = loaded[0].model.metadata.get("drift_reference") if loaded else None
     for result in results:
+        if reference and result.drift_observations:
+            from resolution.drift import compare
+
+            drift = compare(result.drift_observations, reference, settings.lifecycle.drift_psi_threshold)
+            result.metrics["drift"] = drift.to_dict()
         print("\n".join(summary_lines(result.metrics)))
+        if "drift" in result.metrics:
+            d = result.metrics["drift"]
+            psi = ", ".join(f"{k} {v:.3f}" for k, v in d["psi"].items())
+            alarms = d["alarms"] or "none"
+            print(f"drift vs training reference: PSI {psi} (threshold {d['threshold']}); alarms {alarms}")
     metrics = results[0].metrics if len(results) == 1 else [r.metrics for r in results]
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
