@@ -211,7 +211,7 @@ def write_report(path: Path, comparison: Comparison, limit: int = 200) -> None:
     axis.legend()
     images.append(_png(figure))
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    bins = np.linspace(0, 1, 21)
+    bins = [float(b) for b in np.linspace(0, 1, 21)]
     axis.hist(p.top_scores, bins=bins, alpha=0.6, label=p.name)
     axis.hist(s.top_scores, bins=bins, alpha=0.6, label=s.name)
     axis.set_xlabel("best candidate score")
