@@ -38,7 +38,9 @@ class MediaFeatures:
 def extract(items: list[MediaItem], loader: MediaLoader | None = None) -> MediaFeatures:
     loader = loader or MediaLoader()
     spent = {"load_audio": 0.0, "fingerprint": 0.0, "chroma": 0.0, "load_image": 0.0, **{k: 0.0 for k in HASHES}}
-    fps, chromas, hashes = [], [], {k: [] for k in HASHES}
+    fps: list[np.ndarray] = []
+    chromas: list[np.ndarray] = []
+    hashes: dict[str, list[np.ndarray]] = {k: [] for k in HASHES}
     for item in items:
         t0 = time.perf_counter()
         clip = loader.audio(item.audio_ref)
@@ -102,7 +104,8 @@ def evaluate(media_set: MediaSet, features: MediaFeatures | None = None) -> dict
         if item.role in ("studio", "version", "live"):
             firsts.setdefault(item.recording_id, j)
     reps = sorted(firsts.values())
-    pos, neg = [], []
+    pos: list[float] = []
+    neg: list[float] = []
     for x, a in enumerate(reps):
         for b in reps[x + 1 :]:
             (pos if items[a].work_id == items[b].work_id else neg).append(float(chroma_sim[a, b]))
@@ -150,7 +153,8 @@ def evaluate(media_set: MediaSet, features: MediaFeatures | None = None) -> dict
     images: dict[str, dict[str, float]] = {}
     for kind, bits in f.hashes.items():
         hits = 0
-        ipos, ineg = [], []
+        ipos: list[float] = []
+        ineg: list[float] = []
         for q in queries:
             sims = hash_similarities(bits[q], bits[covers])
             hits += items[covers[int(np.argmax(sims))]].image_id == items[q].image_id
