@@ -424,6 +424,27 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.differing == 0 else 1
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from content_resolver.composition import build_scorer
+    from streams.reconciliation import CrossPartitionReconciler, publish_merges, read_decisions
+
+    _scorer, thresholds = build_scorer(settings)
+    reconciler = CrossPartitionReconciler(thresholds.merge)
+    while True:
+        plan = reconciler.plan(read_decisions(settings.kafka))
+        published = publish_merges(settings.kafka, plan)
+        print(
+            f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
+            f"{plan.cross_partition_pairs} cross-partition duplicate pairs, {published} MERGE decisions published",
+            flush=True,
+        )
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
 def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
     from resolution.entities import EntityStore, rebuild_state
     from streams.replay import decision_records, fetch_json, worker_url
@@ -457,6 +478,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(quality, indent=2))
         if args.json:
             write_json(Path(args.json), quality)
+        return 0
+    if args.state_store:
+        from benchmarks.state_store import format_state_table, run_state_bench
+
+        state = run_state_bench(args.state_store, settings.stack.state_dir / "logs")
+        print("\n" + format_state_table(state))
+        if args.json:
+            write_json(Path(args.json), state)
         return 0
     if args.media:
         from benchmarks.media_encoders import run_media_bench
@@ -612,6 +641,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
     s.set_defaults(fn=cmd_rebuild)
 
+    s = sub.add_parser("reconcile", help="merge duplicates that were created as entities in different partitions")
+    s.add_argument("--every", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS")
+    s.set_defaults(fn=cmd_reconcile)
+
     s = sub.add_parser("entity", help="an entity: members, relations, lineage, decisions with trace ids")
     s.add_argument("entity_id")
     s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
@@ -632,6 +665,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
+    s.add_argument(
+        "--state-store",
+        type=int,
+        metavar="EVENTS",
+        help="instead: worker RSS and recovery time with this many events of state, memory store vs RocksDB",
+    )
     s.add_argument(
         "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
     )

@@ -138,6 +138,13 @@ class WorkerSettings:
     # itself stalled (/health 503); after stall_restart_s it restarts itself in place (0: never).
     stall_after_s: float = 30.0
     stall_restart_s: float = 90.0
+    # Where the entity table lives: "rocksdb" (on disk under the state folder, changelogged to
+    # Kafka; a restart reads only the changelog's tail and memory stays flat as the catalogue
+    # grows) or "memory" (all of it in the process, the whole changelog replayed at every start).
+    table_store: str = "rocksdb"
+    # RocksDB memory per partition: the block cache is a cap (Faust's default is 2 GiB).
+    table_cache_mb: int = 64
+    table_write_buffer_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,11 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+
+    def table_dir(self) -> Path:
+        """One worker's local table store; a folder per web port, because two workers on one
+        machine cannot share a RocksDB folder (``drop_namespace`` removes the app's folder)."""
+        return self.stack.state_dir / "tables" / self.worker.app_id / str(self.worker.web_port)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
