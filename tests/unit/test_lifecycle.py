@@ -261,15 +261,3 @@ def test_drift_gauges_on_metrics() -> None:
     assert 'resolver_drift_alarm{signal="top_score"} 1.0' in text
     assert 'resolver_drift_alarm{signal="top_cosine"} 0.0' in text
     assert "resolver_drift_psi_threshold 0.25" in text
-
-
-def test_triton_always_starts_with_explicit_model_control(tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    from deploy.stack import LocalStack
-
-    base = Settings.from_env({}).stack
-    for models, loads in (("text_encoder_bf16,matcher", ["text_encoder_bf16", "matcher"]), ("*", ["*"])):
-        flags = LocalStack(replace(base, state_dir=tmp_path, triton_models=models))._triton_model_flags()
-        assert flags[0] == "--model-control-mode=explicit"
-        assert [f.split("=", 1)[1] for f in flags[1:]] == loads
