@@ -29,6 +29,8 @@ class EvaluationResult:
     score_name: str = "p(same)"
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Drift signals (resolution.drift) of the first streamed order's decisions.
+    drift_observations: list[dict[str, float]] = field(default_factory=list)
 
 
 def prf_dict(prf: PRF) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from evaluation.pair_examples import cluster_key, pair_set_examples
 from evaluation.pair_scoring import pair_details, pair_prf
 from evaluation.splits import cluster_portion, in_split
 from evaluation.streaming import OfflineResolver, seeded_order, stream_items
+from resolution.drift import decision_signals
 from resolution.model import ContentItem
 from resolution.normalise import normalise
 from resolution.policy import DecisionPolicy
@@ -86,6 +87,7 @@ async def evaluate_clusters(
         runs.append({"seed": seed, **stream_quality(outcome, truth, with_work, scored)})
         if details is None:
             details = stream_details(outcome, truth, norms, scored)
+            details.drift_observations = [decision_signals(d) for d in outcome.decisions.values()]
     assert details is not None
     entity_key = "work_pairwise" if with_work and not has_entity_pairs(ids, truth) else "pairwise"
     f1s = [r[entity_key]["f1"] for r in runs]
