@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -618,6 +619,21 @@ class LocalStack:
 
 def _milvus_login(uri: str, token: str) -> str:
     """Says "ok", "refused" (Milvus' authentication error) or "down" (anything else: still starting)."""
+    import pymilvus  # noqa: F401 - configures its loggers on import, so before we quiet them
+
+    # pymilvus logs every failed connect as an ERROR; while Milvus starts that is expected.
+    loggers = [logging.getLogger(name) for name in ("pymilvus", "pymilvus.milvus_client")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        return _milvus_try_login(uri, token)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _milvus_try_login(uri: str, token: str) -> str:
     import grpc
     from pymilvus import MilvusClient, MilvusException
 
