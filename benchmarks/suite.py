@@ -36,7 +36,7 @@ def _texts(dataset: Path | None, count: int) -> list[str]:
     return list(seen)
 
 
-def run_bench(settings: Settings, options: BenchOptions, say=print) -> tuple[dict, dict[str, PhaseResult], list]:  # type: ignore[no-untyped-def]
+def run_bench(settings: Settings, options: BenchOptions, say=print) -> tuple[dict, dict[str, PhaseResult], list]:
     w = settings.worker
     precision = served_precision(settings.stack.triton_model_repository, w.text_model)
     texts = _texts(options.dataset, ENCODER_TEXTS)

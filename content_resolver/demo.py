@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from benchmarks.stats import percentile
 from deploy.stack import LocalStack
 from deploy.worker import WorkerProcess, stop_by_pid_file
 from settings import Settings
@@ -41,6 +43,8 @@ def drop_namespace(settings: Settings, milvus_retry_s: float | None = None) -> N
     retry_s = w.retry_max_s if milvus_retry_s is None else milvus_retry_s
     index = MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=retry_s)
     asyncio.run(index.drop())
+    # The local table store would otherwise outlive its changelog and come back as stale state.
+    shutil.rmtree(settings.table_dir().parent, ignore_errors=True)
 
 
 def reset_state(settings: Settings) -> None:
@@ -58,14 +62,6 @@ def reset_state(settings: Settings) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def collect_decisions(settings: Settings, event_ids: set[str], timeout_s: float) -> dict[str, dict]:

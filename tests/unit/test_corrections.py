@@ -14,11 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex
-from resolution.corrections import CorrectionLimits, Feedback, plan_moves, recluster
+from resolution.corrections import CorrectionLimits
 from resolution.entities import EntityStore, rebuild_state, state_differences
+from resolution.feedback import Feedback
 from resolution.matcher import RuleScorer
 from resolution.model import Action, ContentItem, Decision
 from resolution.policy import DecisionPolicy, Thresholds
+from resolution.reclustering import plan_moves, recluster
 from resolution.resolver import BatchResolver
 from streams.handler import decision_record
 from streams.topics import Schemas
@@ -92,7 +94,7 @@ def assert_replays(offline: Offline) -> None:
 def test_chain_with_contradiction_splits_the_weak_end() -> None:
     entities = {"E": ["a", "b", "c"]}
     edges = {("a", "b"): 0.9, ("b", "c"): 0.8, ("a", "c"): 0.01}
-    clusters = recluster(entities, edges, set(), set(), LIMITS)
+    clusters = recluster(entities, edges, set(), set(), LIMITS.merge_threshold, LIMITS.conflict_threshold)
     assert clusters == [["a", "b"], ["c"]]
     moves = plan_moves(clusters, entities, lambda part: "NEW-" + min(part))
     assert [(m.action, m.source, m.target, m.members) for m in moves] == [(Action.SPLIT, "E", "NEW-c", ("c",))]
@@ -102,7 +104,7 @@ def test_curator_constraints_win_over_model_evidence() -> None:
     entities = {"E": ["a", "b"], "F": ["c"]}
     edges = {("a", "b"): 0.99, ("b", "c"): 0.01}
     # must-link a~c beats the model; must-not-link a!=b splits a pair the model is sure of.
-    clusters = recluster(entities, edges, {("a", "c")}, {("a", "b")}, LIMITS)
+    clusters = recluster(entities, edges, {("a", "c")}, {("a", "b")}, LIMITS.merge_threshold, LIMITS.conflict_threshold)
     assert sorted(clusters) == [["a", "c"], ["b"]]
 
 
