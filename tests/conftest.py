@@ -83,7 +83,7 @@ class WorkerHandle:
         self.proc = None
 
 
-def isolated_settings(base: Settings, tag: str) -> tuple[Settings, dict[str, str]]:
+def isolated_settings(base: Settings, tag: str, extra: dict[str, str] | None = None) -> tuple[Settings, dict[str, str]]:
     """Settings (and the environment that yields them) for a worker with its own namespace."""
     suffix = f"{tag}-{uuid.uuid4().hex[:8]}"
     port = free_port()
@@ -96,6 +96,7 @@ def isolated_settings(base: Settings, tag: str) -> tuple[Settings, dict[str, str
         "RESOLVER_WORKER_MILVUS_COLLECTION": f"test_{suffix.replace('-', '_')}",
         "RESOLVER_WORKER_WEB_PORT": str(port),
         "RESOLVER_WORKER_BATCH_WINDOW_S": "0.05",
+        **(extra or {}),
     }
     return Settings.from_env({**os.environ, **env}), env
 
