@@ -11,7 +11,7 @@ from pathlib import Path
 from benchmarks.encoder import bare_encoder, served_precision, triton_alone
 from benchmarks.end_to_end import EndToEndBench, PhaseResult, event_stream
 from benchmarks.stats import memory_trend, ratio
-from content_resolver.settings import Settings
+from settings import Settings
 
 ENCODER_TEXTS = 512
 

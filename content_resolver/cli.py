@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, Settings
+from settings import REPO_ROOT, Settings
 
 
 def _items_from(args: argparse.Namespace) -> Iterator:
@@ -74,9 +74,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.producer import ContentProducer
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     tracing = tracer_provider("content-producer", settings.worker.otlp_endpoint)
     producer = ContentProducer(
@@ -146,7 +146,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from inference.training import TrainConfig, train_command
+    from training.matcher import TrainConfig, train_command
 
     model = train_command(
         [Path(d) for d in args.dataset], Path(args.out), REPO_ROOT / ".cache", TrainConfig(seed=args.seed)
@@ -170,9 +170,9 @@ def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.feedback import new_feedback, send_feedback
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     for verdict in ("same", "different", "version_of", "video_of"):
         pair = getattr(args, verdict)
@@ -237,6 +237,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(quality, indent=2))
         if args.json:
             write_json(Path(args.json), quality)
+        return 0
+    if args.media:
+        from benchmarks.media_encoders import run_media_bench
+
+        figures = run_media_bench(settings.worker.triton_url, size=args.media)
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            write_json(Path(args.json), figures)
         return 0
     if args.milvus:
         from benchmarks.milvus_indexes import run_index_study
@@ -362,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="write every number to this file")
     s.add_argument("--report", help="write an HTML page (with PNG plots beside it) to this file")
     s.add_argument("--soak", type=float, metavar="MINUTES", help="then run at half load this long, tracking RSS")
+    s.add_argument(
+        "--media",
+        metavar="SIZE",
+        help="instead: chroma and image-hash speed, Triton vs in-process, on the media set",
+    )
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
@@ -378,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")
     s.set_defaults(fn=cmd_demo)
+
+    from media.command import add_parser as add_media_parser
+
+    add_media_parser(sub)
     return p
 
 

@@ -9,8 +9,6 @@ from typing import Any
 import faust
 from opentelemetry.sdk.trace import TracerProvider
 
-from content_resolver.settings import Settings
-from content_resolver.telemetry import tracer_provider
 from inference.matcher_model import MatcherModel, latest_version_dir
 from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
@@ -18,15 +16,17 @@ from resolution.candidates import CandidateFinder
 from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
 from resolution.matcher import PairScorer, RuleScorer
-from resolution.milvus_index import MilvusVectorIndex
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver
+from settings import Settings
 from streams.app import create_app
 from streams.handler import EventBatchHandler, EventScope
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
 from streams.topics import Schemas
 from streams.validation import EventLimits, EventValidator
+from telemetry import tracer_provider
+from vector_index.milvus import MilvusVectorIndex
 
 
 @dataclass

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, StackSettings
+from settings import REPO_ROOT, StackSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 

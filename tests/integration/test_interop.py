@@ -16,15 +16,16 @@ from pathlib import Path
 import avro.schema
 import pytest
 
-from content_resolver.telemetry import tracer_provider
+from deploy.worker import WorkerProcess, isolated_namespace
 from streams.feedback import new_feedback, send_feedback
 from streams.kafka import ensure_topics, read_topic
 from streams.topics import RELEASED_DIR, SCHEMA_DIR
-from tests.conftest import WorkerHandle, drop_namespace, isolated_settings
+from telemetry import tracer_provider
 from tests.integration.streaming import SCHEMAS, produce, wait_decisions
 from tests.interop import python_avro
 from tests.interop.evolved import write_evolved
 from tests.interop.java_program import JavaInterop, JavaUnavailable
+from tests.workers import drop_namespace, worker_process
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +41,14 @@ def evolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def interop_worker(stack, evolved: dict[str, Path], tmp_path_factory) -> Iterator[WorkerHandle]:  # type: ignore[no-untyped-def]
-    settings, env = isolated_settings(stack, "interop", {"RESOLVER_KAFKA_SCHEMA_DIRS": str(evolved["added"].parent)})
+def interop_worker(stack, evolved: dict[str, Path], tmp_path_factory) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+    settings, env = isolated_namespace(
+        "interop",
+        "test",
+        {"RESOLVER_WORKER_BATCH_WINDOW_S": "0.05", "RESOLVER_KAFKA_SCHEMA_DIRS": str(evolved["added"].parent)},
+    )
     ensure_topics(settings.kafka)
-    handle = WorkerHandle(settings, env, log=tmp_path_factory.mktemp("worker") / "worker.log")
+    handle = worker_process(settings, env, tmp_path_factory.mktemp("worker") / "worker.log")
     handle.start()
     yield handle
     handle.stop()
@@ -62,7 +67,7 @@ def released(name: str) -> list[Path]:
     return sorted((RELEASED_DIR / name).glob("*.avsc"))
 
 
-def feedback_and_garbage(worker: WorkerHandle, left: str, right: str) -> None:
+def feedback_and_garbage(worker: WorkerProcess, left: str, right: str) -> None:
     """A curator verdict (feedback topic) and a broken record (to the DLQ), both from our own code."""
     tracing = tracer_provider("test-interop", worker.settings.worker.otlp_endpoint)
     fb = new_feedback(left, right, "same", "interop-test")
@@ -78,7 +83,7 @@ def assert_decided_once(decisions: list[dict], event_ids: set[str]) -> dict[str,
     return {d["event_id"]: d for d in content if d["event_id"] in event_ids}
 
 
-def test_java_reference_implementation_round_trip(interop_worker: WorkerHandle, java: JavaInterop, evolved) -> None:  # type: ignore[no-untyped-def]
+def test_java_reference_implementation_round_trip(interop_worker: WorkerProcess, java: JavaInterop, evolved) -> None:  # type: ignore[no-untyped-def]
     k = interop_worker.settings.kafka
     produced = {tag: java.produce(k.bootstrap_servers, k.content_topic, evolved[tag], tag, PER_SCHEMA) for tag in TAGS}
     assert produced["current"][0]["header"] == "c301" + SCHEMAS.content_event.fingerprint.hex()
@@ -112,7 +117,7 @@ def test_java_reference_implementation_round_trip(interop_worker: WorkerHandle, 
     assert any(d["action"] == "CONSTRAIN" for d in read["decisions"])
 
 
-def test_python_avro_package_round_trip(interop_worker: WorkerHandle, evolved) -> None:  # type: ignore[no-untyped-def]
+def test_python_avro_package_round_trip(interop_worker: WorkerProcess, evolved) -> None:  # type: ignore[no-untyped-def]
     from confluent_kafka import Producer
 
     k = interop_worker.settings.kafka
