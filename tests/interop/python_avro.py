@@ -43,7 +43,7 @@ class SingleObjectReader:
         record = avro.io.DatumReader(writer, self._reader).read(avro.io.BinaryDecoder(body))
         if body.tell() != len(data) - 10:
             raise ValueError("trailing bytes")
-        return record  # type: ignore[no-any-return]
+        return record  # type: ignore[return-value]
 
 
 def schema_json(schema: avro.schema.Schema) -> dict[str, Any]:
