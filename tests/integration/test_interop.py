@@ -89,7 +89,7 @@ def test_java_reference_implementation_round_trip(interop_worker: WorkerProcess,
     assert produced["current"][0]["header"] == "c301" + SCHEMAS.content_event.fingerprint.hex()
     event_ids = {p["event_id"] for rows in produced.values() for p in rows}
     feedback_and_garbage(interop_worker, "java:current:0", "java:added:0")
-    assert len(wait_decisions(interop_worker.settings, event_ids)) == len(event_ids)
+    assert event_ids <= wait_decisions(interop_worker.settings, event_ids).keys(), "every event decided"
 
     topics = {
         "decisions": (k.decisions_topic, "ResolutionDecision"),
@@ -156,7 +156,7 @@ def test_python_avro_package_round_trip(interop_worker: WorkerProcess, evolved) 
     )
     producer.produce(k.content_topic, key=b"stray", value=stray)
     assert producer.flush(30) == 0
-    assert len(wait_decisions(interop_worker.settings, event_ids)) == len(event_ids)
+    assert event_ids <= wait_decisions(interop_worker.settings, event_ids).keys(), "every event decided"
 
     for topic, name in (
         (k.decisions_topic, "ResolutionDecision"),
