@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.processes import model_stub_rss_mb, pid_from_file, rss_mb
 from benchmarks.stats import HistogramTotals, histogram_totals, latency_summary, mean_delta, mean_delta_ms
+from content_resolver.encoder_choice import served_text_model
 from content_resolver.settings import Settings
 from resolution.model import ContentItem
 
@@ -291,7 +292,7 @@ class EndToEndBench:
         self.follower.start()
         assert self.worker.proc is not None
         triton = pid_from_file(self.settings.stack.state_dir / "pids" / "triton.pid")
-        self.memory = MemorySampler(self.worker.proc.pid, triton, self.settings.worker.text_model)
+        self.memory = MemorySampler(self.worker.proc.pid, triton, served_text_model(self.settings).model)
         self.memory.start()
         return self
 

@@ -52,10 +52,20 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
             stack.down(args.only)
         for name, line in stack.status().items():
             print(f"{name:8s} {line}")
+        if not args.only or "triton" in args.only:
+            print_text_model_choice(settings)
     except StackError as exc:
         print(f"[stack] FAILED: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_text_model_choice(settings: Settings) -> None:
+    """Which encoder path is served, and why (the measurements behind it)."""
+    from content_resolver.encoder_choice import served_text_model
+
+    for line in served_text_model(settings).lines():
+        print(line)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,7 +143,14 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
     config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s, w.title_candidates_cap)
     results = evaluate_command(
-        Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles
+        Path(args.dataset),
+        args.split,
+        scorer,
+        thresholds,
+        config,
+        REPO_ROOT / ".cache",
+        args.shuffles,
+        text_model=args.text_model,
     )
     for result in results:
         print("\n".join(summary_lines(result.metrics)))
@@ -220,7 +237,15 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from benchmarks.milvus_indexes import real_texts
 
         texts = real_texts(Path(args.encoder_quality))[:3000]
-        quality = {p: quality_against_reference(texts, p, settings.stack.torch_threads) for p in ("bf16", "int8")}
+        from inference.encoder_paths import ENCODER_PATHS, REFERENCE_PATH
+
+        quality = {
+            p.triton_model: quality_against_reference(
+                texts, p.triton_model, settings.stack.torch_threads, settings.stack.cache_dir
+            )
+            for p in ENCODER_PATHS
+            if p != REFERENCE_PATH
+        }
         print(json.dumps(quality, indent=2))
         if args.json:
             write_json(Path(args.json), quality)
@@ -286,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="a matcher model version folder (default: the shipped triton_models/matcher)")
     s.add_argument("--split", default="valid", choices=["train", "valid", "test", "all"])
     s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
+    s.add_argument(
+        "--text-model",
+        default="text_encoder",
+        help="the encoder path to embed with, in-process, by its Triton model name (default: the fp32 reference)",
+    )
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
     s.set_defaults(fn=cmd_evaluate)
@@ -326,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
     s.add_argument(
-        "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
+        "--encoder-quality", metavar="DIR", help="instead: every encoder path's vectors against fp32 on DIR's titles"
     )
     s.set_defaults(fn=cmd_bench)
 

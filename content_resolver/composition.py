@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+import numpy as np
 from opentelemetry.sdk.trace import TracerProvider
 
+from content_resolver.encoder_choice import served_text_model
 from content_resolver.settings import Settings
 from content_resolver.telemetry import tracer_provider
 from inference.matcher_model import MatcherModel, latest_version_dir
@@ -17,6 +19,7 @@ from inference.triton_client import TritonPairScorer, TritonTextEncoder
 from resolution.candidates import CandidateFinder
 from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
+from resolution.errors import DependencyUnavailable
 from resolution.matcher import PairScorer, RuleScorer
 from resolution.milvus_index import MilvusVectorIndex
 from resolution.policy import DecisionPolicy, Thresholds
@@ -48,6 +51,17 @@ def build_scorer(settings: Settings, on_retry: Callable[[str], None] | None = No
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
 
 
+async def warm_up(encoder: TritonTextEncoder, scorer: PairScorer) -> bool:
+    """One small request to the text model and the matcher; False when Triton does not answer."""
+    try:
+        await encoder.encode(["warm-up", "a warm-up title by an artist"])
+        if isinstance(scorer, TritonPairScorer):
+            await scorer.probabilities(np.zeros((2, len(scorer.feature_names)), dtype=np.float32))
+    except DependencyUnavailable:
+        return False
+    return True
+
+
 def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionLimits:
     """Corrections merge on the same evidence as the policy: the model's own merge threshold."""
     w = settings.worker
@@ -72,7 +86,8 @@ def build_worker(settings: Settings) -> Worker:
     def on_retry(dependency: str) -> None:
         metrics.retries.labels(dependency).inc()
 
-    encoder = TritonTextEncoder(w.triton_url, w.text_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
+    text_model = served_text_model(settings).model
+    encoder = TritonTextEncoder(w.triton_url, text_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
     index = MilvusVectorIndex(
         w.milvus_uri,
         w.milvus_collection,
@@ -100,9 +115,15 @@ def build_worker(settings: Settings) -> Worker:
         )
         return EventBatchHandler(resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope)
 
+    warmed: list[bool] = []
+
     async def health() -> dict[str, Any]:
         triton = await encoder.ready()
         milvus = await index.ping()
+        if triton and milvus and not warmed:
+            # The first requests pay for cold models and channels: pay it before saying ready.
+            triton = await warm_up(encoder, scorer)
+            warmed.extend([True] if triton else [])
         healthy = triton and milvus
         metrics.healthy.set(1 if healthy else 0)
         return {"healthy": healthy, "triton": triton, "milvus": milvus}

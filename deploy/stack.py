@@ -23,8 +23,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from content_resolver.settings import REPO_ROOT, StackSettings
+from content_resolver.settings import AUTO_TEXT_MODEL, REPO_ROOT, StackSettings
+
+if TYPE_CHECKING:
+    from content_resolver.encoder_choice import EncoderChoice
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 
@@ -77,6 +81,7 @@ class LocalStack:
         self.logs = self.state / "logs"
         self.pids = self.state / "pids"
         self.services = [self._kafka(), self._milvus(), self._jaeger(), self._triton()]
+        self._text_choice: EncoderChoice | None = None
 
     # ---- public verbs -------------------------------------------------------------------
 
@@ -85,6 +90,7 @@ class LocalStack:
         self._kafka_jars()
         self._jaeger_binary()
         self._triton_backend_dir()
+        self._onnx_models()
 
     def up(self, only: list[str] | None = None) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -108,6 +114,8 @@ class LocalStack:
             self._start(svc)
         for svc in chosen:
             self._wait(svc)
+        if any(svc.name == "triton" for svc in chosen):
+            self.ensure_triton_models()
 
     def down(self, only: list[str] | None = None) -> None:
         for svc in reversed(self.services):
@@ -412,11 +420,49 @@ class LocalStack:
         if not target.exists():
             shutil.copy2(stub, target)
 
-    def _triton_model_flags(self) -> list[str]:
+    def _triton_model_names(self) -> list[str]:
         names = [m.strip() for m in self.s.triton_models.split(",") if m.strip()]
+        return [self.text_choice().model if name == AUTO_TEXT_MODEL else name for name in names]
+
+    def _triton_model_flags(self) -> list[str]:
+        names = self._triton_model_names()
         if not names or "*" in names:
             return []
         return ["--model-control-mode=explicit", *(f"--load-model={name}" for name in names)]
+
+    # ---- the text encoder chosen by measurement (content_resolver/encoder_choice.py) --------
+
+    def _onnx_models(self) -> None:
+        from inference.onnx_export import ensure_onnx_models
+
+        ensure_onnx_models(self.cache, say=say)
+
+    def text_choice(self) -> EncoderChoice:
+        """The measured choice for this CPU (cached; measured once, in seconds)."""
+        from content_resolver.encoder_choice import measured_choice
+
+        if self._text_choice is None:
+            self._text_choice = measured_choice(self.cache, self.s.torch_threads, say=say)
+            say(self._text_choice.lines()[0])
+        return self._text_choice
+
+    def ensure_triton_models(self) -> None:
+        """A Triton started earlier (or elsewhere) in explicit mode may not hold the model chosen
+        now: ask it to load what is missing rather than leave the worker without its encoder."""
+        names = self._triton_model_names()
+        if "*" in names:
+            return
+        base = f"http://127.0.0.1:{self.s.triton_http_port}/v2"
+        for name in names:
+            if http_ok(f"{base}/models/{name}/ready"):
+                continue
+            say(f"triton: loading {name}")
+            request = urllib.request.Request(f"{base}/repository/models/{name}/load", data=b"{}", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=300) as resp:
+                    resp.read()
+            except OSError as exc:
+                say(f"triton: could not load {name}: {exc}")
 
     def _triton(self) -> Service:
         def command() -> list[str]:

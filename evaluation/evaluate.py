@@ -543,6 +543,7 @@ def evaluate_command(
     config: ResolverConfig,
     cache_dir: Path,
     shuffles: int = 3,
+    text_model: str = "text_encoder",
 ) -> list[EvaluationResult]:
     """What ``resolver evaluate`` runs for one dataset folder."""
     import asyncio
@@ -551,5 +552,5 @@ def evaluate_command(
     from evaluation.embedding_cache import minilm_cache
 
     ds = load_dataset(Path(dataset_dir))
-    encoder = minilm_cache(cache_dir)
+    encoder = minilm_cache(cache_dir, text_model)
     return asyncio.run(evaluate_dataset(ds, split, encoder, scorer, thresholds, config, shuffles))

@@ -72,13 +72,16 @@ class TritonTextEncoder:
         return vectors
 
     async def _learn_version(self) -> None:
-        """Decisions name the precision the served model runs at (a ``precision`` parameter)."""
+        """Decisions name the runtime and precision the served model runs at (its ``runtime`` and
+        ``precision`` parameters; torch and fp32 when absent)."""
         try:
             config = await self._connect().get_model_config(self._model, as_json=True, headers=self._headers or None)
         except (InferenceServerException, OSError):
             return
         params = config.get("config", {}).get("parameters", {})
-        self.model_version = text_model_version(params.get("precision", {}).get("string_value", "fp32"))
+        precision = params.get("precision", {}).get("string_value", "fp32")
+        runtime = params.get("runtime", {}).get("string_value", "torch")
+        self.model_version = text_model_version(precision if runtime == "torch" else f"{runtime}-{precision}")
         self._version_known = True
 
     async def ready(self) -> bool:
@@ -143,6 +146,7 @@ class TritonPairScorer:
         self._headers = credentials_header or {}
         self._client: grpcclient.InferenceServerClient | None = None
         self.model_version = model.version
+        self.feature_names = model.feature_names
 
     def _connect(self) -> grpcclient.InferenceServerClient:
         if self._client is None:
