@@ -173,6 +173,19 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
+    from evaluation.golden_sets import inspect_golden_set
+
+    reports = [inspect_golden_set(Path(d)) for d in args.dirs]
+    for report in reports:
+        print("\n".join(report.lines()))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n", encoding="utf-8")
+    bad = [r.name for r in reports if not r.ok]
+    print(f"[datasets] {len(reports)} sets, {len(bad)} with errors{': ' + ', '.join(bad) if bad else ''}")
+    return 1 if bad else 0
+
+
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     from content_resolver.telemetry import tracer_provider
     from streams.feedback import new_feedback, send_feedback
@@ -325,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the model version folder to write, e.g. triton_models/matcher/1")
     s.add_argument("--seed", type=int, default=13)
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("datasets", help="validate, fingerprint and size golden sets (layout of ../shared/data)")
+    s.add_argument("dirs", nargs="+", metavar="DIR", help="dataset folders")
+    s.add_argument("--json", help="write the reports to this file")
+    s.set_defaults(fn=cmd_datasets)
 
     s = sub.add_parser("feedback", help="send a curator's verdict on two content ids to resolution-feedback")
     verdicts = s.add_mutually_exclusive_group(required=True)
