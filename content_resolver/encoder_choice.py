@@ -77,7 +77,8 @@ class EncoderChoice:
 
 def cpu_description() -> tuple[str, list[str]]:
     """CPU model name and flags (Linux /proc/cpuinfo; the platform's name elsewhere)."""
-    name, flags = platform.processor() or platform.machine(), []
+    name: str = platform.processor() or platform.machine()
+    flags: list[str] = []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
