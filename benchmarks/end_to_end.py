@@ -11,14 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,32 +21,15 @@ from pathlib import Path
 
 from benchmarks.processes import model_stub_rss_mb, pid_from_file, rss_mb
 from benchmarks.stats import HistogramTotals, histogram_totals, latency_summary, mean_delta, mean_delta_ms
-from content_resolver.encoder_choice import served_text_model
-from content_resolver.settings import Settings
+from deploy.worker import WorkerProcess, isolated_namespace
 from resolution.model import ContentItem
+from settings import Settings
 
 WARMUP_EVENTS = 64
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bench_namespace(base: Settings) -> tuple[Settings, dict[str, str]]:
-    """Settings (and the environment that yields them) for a worker with names of its own."""
-    suffix = f"bench-{uuid.uuid4().hex[:8]}"
-    env = {
-        "RESOLVER_KAFKA_CONTENT_TOPIC": f"content-events-{suffix}",
-        "RESOLVER_KAFKA_DECISIONS_TOPIC": f"resolution-decisions-{suffix}",
-        "RESOLVER_KAFKA_DLQ_TOPIC": f"content-events-dlq-{suffix}",
-        "RESOLVER_KAFKA_FEEDBACK_TOPIC": f"resolution-feedback-{suffix}",
-        "RESOLVER_WORKER_APP_ID": f"resolver-{suffix}",
-        "RESOLVER_WORKER_MILVUS_COLLECTION": f"bench_e2e_{suffix.removeprefix('bench-')}",
-        "RESOLVER_WORKER_WEB_PORT": str(_free_port()),
-    }
-    return Settings.from_env({**os.environ, **env}), env
+def bench_namespace() -> tuple[Settings, dict[str, str]]:
+    return isolated_namespace("bench", "bench_e2e")
 
 
 def event_stream(dataset: Path | None, tag: str) -> Iterator[ContentItem]:
@@ -189,50 +167,7 @@ class PhaseResult:
         return {k: v for k, v in self.__dict__.items() if k not in ("arrivals_s", "latencies")}
 
 
-class BenchWorker:
-    """One resolver worker in a subprocess, in its own namespace."""
-
-    def __init__(self, settings: Settings, env: dict[str, str], log: Path) -> None:
-        self.settings = settings
-        self._env = env
-        self._log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        from content_resolver.demo import wait_worker_ready
-
-        self._log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self._log, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "content_resolver.cli", "worker"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **self._env},
-            start_new_session=True,
-        )
-        wait_worker_ready(self.settings, self.proc)
-
-    def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.settings.worker.web_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.read().decode()
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        self.proc = None
-
-
-def _scrape(worker: BenchWorker) -> tuple[HistogramTotals, HistogramTotals]:
+def _scrape(worker: WorkerProcess) -> tuple[HistogramTotals, HistogramTotals]:
     text = worker.metrics()
     return (
         histogram_totals(text, "resolver_stage_seconds", "stage"),
@@ -259,10 +194,11 @@ def _wait_for_milvus(settings: Settings, timeout_s: float = 600.0) -> None:
 
 
 class EndToEndBench:
-    def __init__(self, base: Settings, dataset: Path | None, log_dir: Path) -> None:
-        self.settings, env = bench_namespace(base)
+    def __init__(self, base: Settings, dataset: Path | None, log_dir: Path, text_model: str) -> None:
+        self._text_model = text_model  # whose Triton stub's memory is sampled
+        self.settings, env = bench_namespace()
         self._dataset = dataset
-        self.worker = BenchWorker(self.settings, env, log_dir / "bench-worker.log")
+        self.worker = WorkerProcess(self.settings, log_dir / "bench-worker.log", env)
         self._tag = uuid.uuid4().hex[:6]
         self._events = event_stream(dataset, self._tag)
         self.follower: DecisionFollower | None = None
@@ -271,10 +207,10 @@ class EndToEndBench:
         self._tracing = None
 
     def __enter__(self) -> EndToEndBench:
-        from content_resolver.telemetry import tracer_provider
         from streams.kafka import ensure_topics
         from streams.producer import ContentProducer
         from streams.topics import Schemas
+        from telemetry import tracer_provider
 
         ensure_topics(self.settings.kafka)
         _wait_for_milvus(self.settings)
@@ -292,7 +228,7 @@ class EndToEndBench:
         self.follower.start()
         assert self.worker.proc is not None
         triton = pid_from_file(self.settings.stack.state_dir / "pids" / "triton.pid")
-        self.memory = MemorySampler(self.worker.proc.pid, triton, served_text_model(self.settings).model)
+        self.memory = MemorySampler(self.worker.proc.pid, triton, self._text_model)
         self.memory.start()
         return self
 
@@ -308,8 +244,8 @@ class EndToEndBench:
 
     def _cleanup(self) -> None:
         from inference.text_encoder import TEXT_DIM
-        from resolution.milvus_index import MilvusVectorIndex
         from streams.kafka import delete_topics, topic_names
+        from vector_index.milvus import MilvusVectorIndex
 
         s = self.settings
         from confluent_kafka.admin import AdminClient

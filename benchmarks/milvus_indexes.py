@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.stats import percentile
-from content_resolver.settings import REPO_ROOT, Settings
+from settings import REPO_ROOT, Settings
 
 K = 10
 QUERIES = 256

@@ -11,8 +11,7 @@ from pathlib import Path
 from benchmarks.encoder import every_bare_encoder, triton_alone
 from benchmarks.end_to_end import EndToEndBench, PhaseResult, event_stream
 from benchmarks.stats import memory_trend, ratio
-from content_resolver.encoder_choice import cpu_description, served_text_model
-from content_resolver.settings import Settings
+from settings import Settings
 
 ENCODER_TEXTS = 512
 # The flags that decide which encoder path is fast (printed with every result).
@@ -50,14 +49,14 @@ def _texts(dataset: Path | None, count: int) -> list[str]:
     return list(seen)
 
 
-def run_bench(settings: Settings, options: BenchOptions, say=print) -> tuple[dict, dict[str, PhaseResult], list]:  # type: ignore[no-untyped-def]
-    from deploy.stack import LocalStack
+def run_bench(  # type: ignore[no-untyped-def]
+    settings: Settings, options: BenchOptions, text_model: str, chosen_because: str, say=print
+) -> tuple[dict, dict[str, PhaseResult], list]:
+    """``text_model`` is the served encoder (the composition root's choice) and why it was chosen."""
+    from inference.encoder_paths import cpu_description, encoder_path
 
     w = settings.worker
-    # A Triton started before this machine's choice was measured may not hold the chosen model.
-    LocalStack(settings.stack).ensure_triton_models()
-    choice = served_text_model(settings)
-    model = choice.model
+    model = text_model
     texts = _texts(options.dataset, ENCODER_TEXTS)
     cpu, flags = cpu_description()
     result: dict = {
@@ -68,8 +67,8 @@ def run_bench(settings: Settings, options: BenchOptions, say=print) -> tuple[dic
         "cpu_flags_simd": [f for f in flags if f in SIMD_FLAGS],
         "cpu_flags": flags,
         "model": model,
-        "precision": choice.path.label,
-        "model_chosen_because": choice.reason,
+        "precision": encoder_path(model).label,
+        "model_chosen_because": chosen_because,
         "settings": {
             "batch_size": w.batch_size,
             "batch_window_s": w.batch_window_s,
@@ -80,7 +79,7 @@ def run_bench(settings: Settings, options: BenchOptions, say=print) -> tuple[dic
     phases: dict[str, PhaseResult] = {}
     log_dir = settings.stack.state_dir / "logs"
     say("[bench] (c) end to end: an isolated worker, its own topics and collection")
-    with EndToEndBench(settings, options.dataset, log_dir) as e2e:
+    with EndToEndBench(settings, options.dataset, log_dir, model) as e2e:
         warm = e2e.run_phase("warm-up", 64, rate=None)
         say(f"[bench]     warm-up: {warm.events - warm.missing}/{warm.events} decisions")
         full = e2e.run_phase("full speed", options.events, rate=None)

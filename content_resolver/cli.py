@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from content_resolver.settings import REPO_ROOT, Settings
+from settings import REPO_ROOT, Settings
 
 
 def _items_from(args: argparse.Namespace) -> Iterator:
@@ -29,10 +29,11 @@ def _items_from(args: argparse.Namespace) -> Iterator:
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.stack import LocalStack, StackError
+    from content_resolver.composition import local_stack
+    from deploy.stack import StackError
     from streams.kafka import ensure_topics
 
-    stack = LocalStack(settings.stack)
+    stack = local_stack(settings)
     try:
         if args.action == "fetch":
             stack.fetch()
@@ -84,9 +85,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.producer import ContentProducer
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     tracing = tracer_provider("content-producer", settings.worker.otlp_endpoint)
     producer = ContentProducer(
@@ -163,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from inference.training import TrainConfig, train_command
+    from training.matcher import TrainConfig, train_command
 
     model = train_command(
         [Path(d) for d in args.dataset], Path(args.out), REPO_ROOT / ".cache", TrainConfig(seed=args.seed)
@@ -187,9 +188,9 @@ def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.telemetry import tracer_provider
     from streams.feedback import new_feedback, send_feedback
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     for verdict in ("same", "different", "version_of", "video_of"):
         pair = getattr(args, verdict)
@@ -277,7 +278,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         dataset=Path(args.dataset) if args.dataset else None,
         soak_minutes=args.soak or 0.0,
     )
-    result, phases, rss = run_bench(settings, options)
+    from content_resolver.composition import local_stack
+    from content_resolver.encoder_choice import served_text_model
+
+    # A Triton started before this machine's choice was measured may not hold the chosen model.
+    local_stack(settings).ensure_triton_models()
+    choice = served_text_model(settings)
+    result, phases, rss = run_bench(settings, options, choice.model, choice.reason)
     table = format_table(result)
     print("\n" + table)
     if args.json:
@@ -288,6 +295,28 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         write_report(Path(args.report), result, table, phases, rss)
         print(f"[bench] report: {args.report}")
     return 0
+
+
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.compatibility import check_full_compatibility
+    from streams.topics import SCHEMA_DIR
+
+    failed = False
+    for report in check_full_compatibility(Path(args.schema_dir) if args.schema_dir else SCHEMA_DIR):
+        versions = ", ".join(f"{v.version} {v.fingerprint.hex()}" for v in report.released)
+        state = "FULL-compatible with" if report.ok else "BREAKS compatibility with"
+        print(f"{report.schema}: current {report.current.fingerprint.hex()} {state} released {versions}")
+        for version, direction, problem in report.problems:
+            print(f"  {direction} ({version}): {problem}")
+        failed |= not report.ok
+    if failed:
+        print(
+            "[schemas] refused: a change must keep every released version readable by the new schema (backward)"
+            " and the new schema readable by every released version (forward): add fields with a default,"
+            " remove only fields that have one, never change a type except by Avro promotion",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder-quality", metavar="DIR", help="instead: every encoder path's vectors against fp32 on DIR's titles"
     )
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("schemas", help="check each schema change against the released versions (FULL compatibility)")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--schema-dir", help="a schemas folder laid out like streams/schemas (default: that one)")
+    s.set_defaults(fn=cmd_schemas)
 
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")

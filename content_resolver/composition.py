@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,10 +11,11 @@ import faust
 import numpy as np
 from opentelemetry.sdk.trace import TracerProvider
 
-from content_resolver.encoder_choice import served_text_model
-from content_resolver.settings import Settings
-from content_resolver.telemetry import tracer_provider
+from content_resolver.encoder_choice import measured_choice, served_text_model
+from deploy.stack import LocalStack
+from deploy.stack import say as stack_say
 from inference.matcher_model import MatcherModel, latest_version_dir
+from inference.onnx_export import ensure_onnx_models
 from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
 from resolution.candidates import CandidateFinder
@@ -21,15 +23,17 @@ from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
 from resolution.matcher import PairScorer, RuleScorer
-from resolution.milvus_index import MilvusVectorIndex
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver
+from settings import Settings
 from streams.app import create_app
 from streams.handler import EventBatchHandler, EventScope
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
 from streams.topics import Schemas
 from streams.validation import EventLimits, EventValidator
+from telemetry import tracer_provider
+from vector_index.milvus import MilvusVectorIndex
 
 
 @dataclass
@@ -37,6 +41,21 @@ class Worker:
     app: faust.App
     metrics: ResolverMetrics
     tracing: TracerProvider
+
+
+def local_stack(settings: Settings) -> LocalStack:
+    """The local services, with Triton serving the text model chosen by measurement on this CPU
+    (measured once by the first ``stack up``, in seconds) and the ONNX export built by ``fetch``."""
+
+    def chosen() -> str:
+        choice = measured_choice(settings.stack.cache_dir, settings.stack.torch_threads, say=stack_say)
+        stack_say(choice.lines()[0])
+        return choice.model
+
+    def export() -> None:
+        ensure_onnx_models(settings.stack.cache_dir, say=stack_say)
+
+    return LocalStack(settings.stack, text_model=functools.cache(chosen), build_steps=(export,))
 
 
 def build_scorer(settings: Settings, on_retry: Callable[[str], None] | None = None) -> tuple[PairScorer, Thresholds]:
@@ -80,7 +99,7 @@ def build_worker(settings: Settings) -> Worker:
     metrics = ResolverMetrics()
     tracing = tracer_provider("content-resolver", w.otlp_endpoint)
     tracer = tracing.get_tracer("content_resolver.worker")
-    schemas = Schemas.load()
+    schemas = Schemas.load(settings.kafka.schema_dir_paths)
     validator = EventValidator(schemas.content_event, EventLimits.from_settings(w))
 
     def on_retry(dependency: str) -> None:

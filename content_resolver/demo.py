@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from content_resolver.settings import Settings
-from deploy.stack import LocalStack, http_ok
+from deploy.worker import WorkerProcess, stop_by_pid_file
+from settings import Settings
 
 TOPIC_WAIT_S = 30.0
 
@@ -22,51 +18,13 @@ def _pid_file(settings: Settings) -> Path:
     return settings.stack.state_dir / "pids" / "worker.pid"
 
 
-def start_worker(
-    settings: Settings, log_name: str = "worker.log", env: dict[str, str] | None = None
-) -> subprocess.Popen:
-    logs = settings.stack.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = open(logs / log_name, "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "content_resolver.cli", "worker"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-    _pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
-    _pid_file(settings).write_text(str(proc.pid))
-    return proc
-
-
-def wait_worker_ready(settings: Settings, proc: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    url = f"http://127.0.0.1:{settings.worker.web_port}/health"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}; see {settings.stack.state_dir / 'logs'}")
-        if http_ok(url):
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"worker not healthy after {timeout_s:.0f}s ({url})")
+def demo_worker(settings: Settings) -> WorkerProcess:
+    """The demo's worker: logs in the stack's log folder, a pid file for ``resolver stack down``."""
+    return WorkerProcess(settings, settings.stack.state_dir / "logs" / "worker.log", pid_file=_pid_file(settings))
 
 
 def stop_worker(settings: Settings) -> None:
-    path = _pid_file(settings)
-    if not path.exists():
-        return
-    pid = int(path.read_text())
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    path.unlink(missing_ok=True)
+    stop_by_pid_file(_pid_file(settings))
 
 
 def drop_namespace(settings: Settings, milvus_retry_s: float | None = None) -> None:
@@ -74,8 +32,8 @@ def drop_namespace(settings: Settings, milvus_retry_s: float | None = None) -> N
     import asyncio
 
     from inference.text_encoder import TEXT_DIM
-    from resolution.milvus_index import MilvusVectorIndex
     from streams.kafka import delete_topics, topic_names
+    from vector_index.milvus import MilvusVectorIndex
 
     w = settings.worker
     delete_topics(settings.kafka, [*topic_names(settings.kafka).all(), f"{w.app_id}-entity-state-changelog"])
@@ -142,14 +100,16 @@ def jaeger_has_trace(settings: Settings, trace_id: str, timeout_s: float = 20.0)
 
 
 def run_demo(settings: Settings, reset: bool = True) -> int:
-    from content_resolver.telemetry import tracer_provider
     from evaluation.sample_catalogue import generate_catalogue
     from streams.kafka import ensure_topics
     from streams.producer import ContentProducer
     from streams.topics import Schemas
+    from telemetry import tracer_provider
 
     started = time.monotonic()
-    stack = LocalStack(settings.stack)
+    from content_resolver.composition import local_stack
+
+    stack = local_stack(settings)
     if reset and stack.discard_milvus_data():
         print("[demo] starting Milvus from an empty data folder (the demo drops its collection anyway)")
     stack.up()
@@ -159,8 +119,7 @@ def run_demo(settings: Settings, reset: bool = True) -> int:
     else:
         ensure_topics(settings.kafka)
     print("[demo] starting a resolver worker")
-    proc = start_worker(settings)
-    wait_worker_ready(settings, proc)
+    demo_worker(settings).start()
 
     items, truth = generate_catalogue()
     run = str(int(time.time()))

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from content_resolver.settings import Settings
-from inference.encoder_paths import ENCODER_PATHS, REFERENCE_PATH, EncoderPath, encoder_path, load_encoder
+from inference.encoder_paths import (
+    ENCODER_PATHS,
+    REFERENCE_PATH,
+    EncoderPath,
+    cpu_description,
+    encoder_path,
+    load_encoder,
+)
+from settings import Settings
 
 # Bump when the measurement or the rule changes: cached choices are then measured again.
 CHOICE_VERSION = "1"
@@ -73,22 +79,6 @@ class EncoderChoice:
                 f"  F1 cost {cost}  {'ok' if m.within_budget else 'out: ' + m.why}"
             )
         return out
-
-
-def cpu_description() -> tuple[str, list[str]]:
-    """CPU model name and flags (Linux /proc/cpuinfo; the platform's name elsewhere)."""
-    name: str = platform.processor() or platform.machine()
-    flags: list[str] = []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and name in ("", platform.machine(), platform.processor()):
-                name = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = value.split()
-    except OSError:
-        pass
-    return name, sorted(flags)
 
 
 def _cache_file(cache_dir: Path, threads: int) -> Path:

@@ -23,12 +23,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from content_resolver.settings import AUTO_TEXT_MODEL, REPO_ROOT, StackSettings
-
-if TYPE_CHECKING:
-    from content_resolver.encoder_choice import EncoderChoice
+from settings import AUTO_TEXT_MODEL, REPO_ROOT, StackSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 
@@ -73,7 +69,17 @@ def say(message: str) -> None:
 
 
 class LocalStack:
-    def __init__(self, settings: StackSettings, python: str = sys.executable) -> None:
+    """``text_model`` names the text model that ``auto`` in ``triton_models`` stands for, and
+    ``build_steps`` build what the models need (the ONNX export): both come from the composition
+    root (``content_resolver.composition.local_stack``), which owns the choice by measurement."""
+
+    def __init__(
+        self,
+        settings: StackSettings,
+        python: str = sys.executable,
+        text_model: Callable[[], str] | None = None,
+        build_steps: tuple[Callable[[], None], ...] = (),
+    ) -> None:
         self.s = settings
         self.python = python
         self.state = settings.state_dir
@@ -81,7 +87,8 @@ class LocalStack:
         self.logs = self.state / "logs"
         self.pids = self.state / "pids"
         self.services = [self._kafka(), self._milvus(), self._jaeger(), self._triton()]
-        self._text_choice: EncoderChoice | None = None
+        self._text_model = text_model
+        self._build_steps = build_steps
 
     # ---- public verbs -------------------------------------------------------------------
 
@@ -89,8 +96,10 @@ class LocalStack:
         """Fetch or build everything the services need, into the cache (slow only once)."""
         self._kafka_jars()
         self._jaeger_binary()
+        self._jaeger_ui()
         self._triton_backend_dir()
-        self._onnx_models()
+        for step in self._build_steps:
+            step()
 
     def up(self, only: list[str] | None = None) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -382,6 +391,51 @@ class LocalStack:
             raise StackError("jaeger", "go build failed (see output above)")
         tmp.rename(exe)
 
+    def _jaeger_ui_dir(self) -> Path:
+        return self.cache / f"jaeger-ui-{self.s.jaeger_ui_crate}-{self.s.jaeger_ui_crate_version}"
+
+    def _jaeger_ui(self) -> None:
+        """The Jaeger UI build from its crates.io package, fetched with cargo like any dependency."""
+        target = self._jaeger_ui_dir()
+        if (target / "index.html").exists():
+            return
+        crate, version = self.s.jaeger_ui_crate, self.s.jaeger_ui_crate_version
+        if shutil.which("cargo") is None:
+            say(f"jaeger: cargo is not installed, so no UI (the crate {crate} {version} carries it); traces still work")
+            return
+        say(f"jaeger: fetching the Jaeger UI from the crate {crate} {version} with cargo (once)")
+        import json
+
+        project = self.cache / "jaeger-ui-fetch"
+        shutil.rmtree(project, ignore_errors=True)
+        (project / "src").mkdir(parents=True)
+        (project / "src" / "lib.rs").write_text("")
+        (project / "Cargo.toml").write_text(
+            f'[package]\nname = "jaeger-ui-fetch"\nversion = "0.0.0"\nedition = "2021"\n\n'
+            f'[dependencies]\n{crate} = "={version}"\n'
+        )
+        fetch = subprocess.run(["cargo", "fetch", "--quiet"], cwd=project, capture_output=True, text=True)
+        if fetch.returncode != 0:
+            raise StackError("jaeger", f"cargo fetch of {crate} {version} failed: {fetch.stderr[-2000:]}")
+        meta = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--offline"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
+        if meta.returncode != 0:
+            raise StackError("jaeger", f"cargo metadata failed: {meta.stderr[-2000:]}")
+        packages = json.loads(meta.stdout)["packages"]
+        manifest = next(Path(p["manifest_path"]) for p in packages if p["name"] == crate and p["version"] == version)
+        build = manifest.parent / "jaeger-ui" / "build"
+        if not (build / "index.html").exists():
+            raise StackError("jaeger", f"{crate} {version} has no jaeger-ui/build/index.html")
+        tmp = target.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(build, tmp)
+        tmp.rename(target)
+        shutil.rmtree(project, ignore_errors=True)
+
     def _jaeger(self) -> Service:
         return Service(
             name="jaeger",
@@ -393,6 +447,10 @@ class LocalStack:
                 "JAEGER_OTLP_GRPC_PORT": str(self.s.jaeger_otlp_grpc_port),
                 "JAEGER_OTLP_HTTP_PORT": str(self.s.jaeger_otlp_http_port),
                 "JAEGER_HEALTH_PORT": str(self.s.jaeger_ui_port + 1000),
+                # Empty (no cargo): Jaeger's built-in placeholder page.
+                "JAEGER_UI_ASSETS": str(self._jaeger_ui_dir())
+                if (self._jaeger_ui_dir() / "index.html").exists()
+                else "",
             },
             ready=lambda: (
                 http_ok(f"http://127.0.0.1:{self.s.jaeger_ui_port}/api/services")
@@ -422,7 +480,7 @@ class LocalStack:
 
     def _triton_model_names(self) -> list[str]:
         names = [m.strip() for m in self.s.triton_models.split(",") if m.strip()]
-        return [self.text_choice().model if name == AUTO_TEXT_MODEL else name for name in names]
+        return [self._auto_text_model() if name == AUTO_TEXT_MODEL else name for name in names]
 
     def _triton_model_flags(self) -> list[str]:
         names = self._triton_model_names()
@@ -432,19 +490,14 @@ class LocalStack:
 
     # ---- the text encoder chosen by measurement (content_resolver/encoder_choice.py) --------
 
-    def _onnx_models(self) -> None:
-        from inference.onnx_export import ensure_onnx_models
-
-        ensure_onnx_models(self.cache, say=say)
-
-    def text_choice(self) -> EncoderChoice:
-        """The measured choice for this CPU (cached; measured once, in seconds)."""
-        from content_resolver.encoder_choice import measured_choice
-
-        if self._text_choice is None:
-            self._text_choice = measured_choice(self.cache, self.s.torch_threads, say=say)
-            say(self._text_choice.lines()[0])
-        return self._text_choice
+    def _auto_text_model(self) -> str:
+        if self._text_model is None:
+            raise StackError(
+                "triton",
+                f"{AUTO_TEXT_MODEL!r} in RESOLVER_STACK_TRITON_MODELS needs the measured choice: "
+                "build the stack with content_resolver.composition.local_stack, or name the model",
+            )
+        return self._text_model()
 
     def ensure_triton_models(self) -> None:
         """A Triton started earlier (or elsewhere) in explicit mode may not hold the model chosen

@@ -96,8 +96,8 @@ class CachedTextEncoder:
 def minilm_cache(folder: Path, text_model: str = "text_encoder") -> CachedTextEncoder:
     """The evaluation encoder: all-MiniLM-L6-v2 in-process on the encoder path Triton serves as
     ``text_model`` (fp32 torch by default), cached under that path's model version."""
-    from content_resolver.settings import Settings
     from inference.encoder_paths import encoder_path
+    from settings import Settings
 
     path = encoder_path(text_model)
 

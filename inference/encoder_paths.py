@@ -7,6 +7,7 @@ folder of the same name in ``triton_models/``), so what is measured is what is s
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -77,3 +78,19 @@ def load_encoder(
 
     models = ensure_onnx_models(cache_dir)
     return OnnxMiniLMEncoder(models, path.precision, max_seq_length, threads, chunk_size, cache_size)
+
+
+def cpu_description() -> tuple[str, list[str]]:
+    """CPU model name and flags (Linux /proc/cpuinfo; the platform's name elsewhere)."""
+    name: str = platform.processor() or platform.machine()
+    flags: list[str] = []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name in ("", platform.machine(), platform.processor()):
+                name = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = value.split()
+    except OSError:
+        pass
+    return name, sorted(flags)

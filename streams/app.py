@@ -20,9 +20,9 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from faust.web import Request, Response, View
 
-from content_resolver.settings import Settings
 from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
+from settings import Settings
 from streams.handler import EventBatchHandler, EventScope, InboundMessage, OutboundRecord
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics

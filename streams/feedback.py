@@ -17,13 +17,13 @@ import uuid
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
-from content_resolver.settings import KafkaSettings
-from content_resolver.telemetry import inject_headers, trace_id_hex
 from resolution.corrections import VERDICTS, Feedback
 from resolution.model import ContentItem
+from settings import KafkaSettings
 from streams.kafka import make_producer
 from streams.producer import blocking_key
 from streams.topics import AvroSchema
+from telemetry import inject_headers, trace_id_hex
 
 
 def feedback_key(feedback: Feedback, title: str | None = None) -> bytes:

@@ -14,13 +14,13 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
-from content_resolver.telemetry import extract_context, inject_headers, trace_id_hex
 from resolution.corrections import VERDICTS, Feedback
 from resolution.model import ContentItem, Decision
 from resolution.resolver import BatchResolver
 from streams.metrics import ResolverMetrics
 from streams.topics import AvroSchema, CodecError, Schemas, TopicNames
 from streams.validation import EventValidator, InvalidEvent
+from telemetry import extract_context, inject_headers, trace_id_hex
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from content_resolver.settings import KafkaSettings
+from settings import KafkaSettings
 from streams.topics import TopicNames
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.topics import LEGACY_READS
 
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -58,6 +64,7 @@ class ResolverMetrics:
         )
         self.healthy = Gauge("resolver_healthy", "1 when every dependency answers", registry=r)
         self.healthy.set(1)
+        r.register(LegacyEncodingCollector())
 
     def observe_lag(self, partition: int, highwater: int | None, next_offset: int) -> None:
         """Lag after a batch: the partition's log end (as last fetched) minus the next offset to read."""
@@ -70,3 +77,17 @@ class ResolverMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class LegacyEncodingCollector(Collector):
+    """Records read with the fingerprint in the pre-spec byte order (counted by the codec, per schema)."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "resolver_legacy_fingerprint_records",
+            "Records read whose single-object fingerprint was in the old, reversed byte order",
+            labels=["schema"],
+        )
+        for name, count in sorted(LEGACY_READS.items()):
+            family.add_metric([name], float(count))
+        yield family

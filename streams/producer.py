@@ -9,12 +9,12 @@ from confluent_kafka import Producer
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
-from content_resolver.settings import KafkaSettings
-from content_resolver.telemetry import inject_headers, trace_id_hex
 from resolution.model import ContentItem
 from resolution.normalise import normalise
+from settings import KafkaSettings
 from streams.kafka import make_producer
 from streams.topics import AvroSchema
+from telemetry import inject_headers, trace_id_hex
 
 
 def blocking_key(item: ContentItem) -> bytes:

@@ -18,9 +18,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from content_resolver.settings import KafkaSettings
 from resolution.entities import EntityStore
 from resolution.model import Decision
+from settings import KafkaSettings
 from streams.kafka import client_config
 from streams.topics import AvroSchema
 

@@ -8,8 +8,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from content_resolver.settings import Settings
 from resolution.entities import rebuild_state, state_differences
+from settings import Settings
 from streams.kafka import read_topic
 from streams.topics import Schemas
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from content_resolver.settings import WorkerSettings
 from resolution.model import ContentItem
+from settings import WorkerSettings
 from streams.topics import CONTENT_KINDS, AvroSchema, CodecError
 
 MAX_ID_CHARS = 256

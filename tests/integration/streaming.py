@@ -6,12 +6,14 @@ import json
 import time
 import urllib.request
 
-from content_resolver.settings import Settings
-from content_resolver.telemetry import tracer_provider
+from evaluation.sample_catalogue import generate_catalogue
+from resolution.entities import rebuild_state
 from resolution.model import ContentItem
+from settings import Settings
 from streams.kafka import read_topic
 from streams.producer import ContentProducer
 from streams.topics import Schemas
+from telemetry import tracer_provider
 
 SCHEMAS = Schemas.load()
 
@@ -74,3 +76,24 @@ def jaeger_trace(settings: Settings, trace_id: str, want_spans: int, timeout_s: 
             pass
         time.sleep(1.0)
     return trace
+
+
+def live_state(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/state", timeout=30) as resp:
+        return json.load(resp)
+
+
+def replayed_state(records: list[dict]) -> dict:
+    """The state rebuilt from the decisions topic alone, in the order they were applied."""
+    return rebuild_state(records)
+
+
+def assignment(state: dict) -> dict[str, str]:
+    """Partition-owned part of the state: content -> entity and event -> decision."""
+    return {k: v for k, v in state.items() if k.startswith(("c:", "v:"))}
+
+
+def chaos_items(n: int) -> list:
+    items, _truth = generate_catalogue(seed=11, songs=n // 3)
+    run = time.time_ns()
+    return [type(i)(**{**i.__dict__, "event_id": f"{i.event_id}#{run}"}) for i in items][:n]

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from content_resolver.telemetry import tracer_provider
 from resolution.corrections import Feedback
 from resolution.model import ContentItem
 from streams.feedback import send_feedback
 from streams.replay import fetch_json, rebuild_and_compare, worker_url
-from tests.conftest import wait_for
+from telemetry import tracer_provider
 from tests.integration.streaming import SCHEMAS, decisions, produce, wait_decisions
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.integration
 

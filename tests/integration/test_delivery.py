@@ -11,12 +11,18 @@ import urllib.request
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from content_resolver.settings import Settings
-from evaluation.sample_catalogue import generate_catalogue
-from resolution.entities import rebuild_state
+from deploy.worker import WorkerProcess
+from settings import Settings
 from streams.kafka import client_config
-from tests.conftest import WorkerHandle
-from tests.integration.streaming import decisions, produce, wait_decisions
+from tests.integration.streaming import (
+    assignment,
+    chaos_items,
+    decisions,
+    live_state,
+    produce,
+    replayed_state,
+    wait_decisions,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,22 +30,7 @@ CHAOS_EVENTS = 3000
 KILLS = 3
 
 
-def live_state(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/state", timeout=30) as resp:
-        return json.load(resp)
-
-
-def replayed_state(records: list[dict]) -> dict:
-    """The state rebuilt from the decisions topic alone, in the order they were applied."""
-    return rebuild_state(records)
-
-
-def assignment(state: dict) -> dict[str, str]:
-    """Partition-owned part of the state: content -> entity and event -> decision."""
-    return {k: v for k, v in state.items() if k.startswith(("c:", "v:"))}
-
-
-def worker_diagnosis(worker: WorkerHandle) -> str:
+def worker_diagnosis(worker: WorkerProcess) -> str:
     """What a stalled run needs to be understood: is the worker alive, where are its offsets, and
     the last warnings of its log."""
     settings = worker.settings
@@ -66,12 +57,6 @@ def group_offsets(settings: Settings) -> list[tuple[int, int, int]]:
         return out
     finally:
         consumer.close()
-
-
-def chaos_items(n: int) -> list:
-    items, _truth = generate_catalogue(seed=11, songs=n // 3)
-    run = time.time_ns()
-    return [type(i)(**{**i.__dict__, "event_id": f"{i.event_id}#{run}"}) for i in items][:n]
 
 
 def test_sigkill_three_times_loses_and_duplicates_nothing(worker) -> None:

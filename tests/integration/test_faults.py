@@ -21,13 +21,21 @@ from dataclasses import replace
 
 import pytest
 
-from content_resolver.settings import Settings
-from deploy.stack import LocalStack
+from content_resolver.composition import local_stack
+from deploy.worker import WorkerProcess
+from settings import Settings
 from streams.kafka import ensure_topics
-from tests.conftest import WorkerHandle, drop_namespace, free_port, isolated_settings
-from tests.integration.streaming import decisions, produce, wait_decisions
+from tests.integration.streaming import (
+    assignment,
+    chaos_items,
+    decisions,
+    live_state,
+    produce,
+    replayed_state,
+    wait_decisions,
+)
 from tests.integration.tcp_relay import TcpRelay
-from tests.integration.test_delivery import assignment, chaos_items, live_state, replayed_state
+from tests.workers import drop_namespace, free_port, isolated_settings, worker_process
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +85,9 @@ def produce_in_background(settings: Settings, items: list, rate_per_s: float) ->
     return thread
 
 
-def outage_under_load(worker: WorkerHandle, service: str, cut: Callable[[], None], restore: Callable[[], None]) -> None:
+def outage_under_load(
+    worker: WorkerProcess, service: str, cut: Callable[[], None], restore: Callable[[], None]
+) -> None:
     settings = worker.settings
     items = chaos_items(EVENTS)
     ids = {i.event_id for i in items}
@@ -102,8 +112,8 @@ def outage_under_load(worker: WorkerHandle, service: str, cut: Callable[[], None
     assert health(settings.worker.web_port) == 200, "recovered by itself"
 
 
-def test_triton_stopped_for_30s_under_load(worker: WorkerHandle) -> None:
-    stack = LocalStack(worker.settings.stack)
+def test_triton_stopped_for_30s_under_load(worker: WorkerProcess) -> None:
+    stack = local_stack(worker.settings)
     outage_under_load(worker, "triton", lambda: stack.stop("triton"), lambda: stack.start("triton"))
 
 
@@ -114,7 +124,7 @@ def test_milvus_unreachable_for_30s_under_load(stack: Settings, tmp_path) -> Non
     env["RESOLVER_WORKER_MILVUS_URI"] = f"http://127.0.0.1:{relay.listen_port}"
     settings = Settings.from_env({**os.environ, **env})
     ensure_topics(settings.kafka)
-    worker = WorkerHandle(settings, env, log=tmp_path / "worker.log")
+    worker = worker_process(settings, env, tmp_path / "worker.log")
     worker.start()
     try:
         outage_under_load(worker, "milvus", relay.cut, relay.start)
@@ -124,16 +134,16 @@ def test_milvus_unreachable_for_30s_under_load(stack: Settings, tmp_path) -> Non
         drop_namespace(replace(settings, worker=replace(settings.worker, milvus_uri=stack.worker.milvus_uri)))
 
 
-def test_second_worker_joins_and_leaves_under_load(worker: WorkerHandle, tmp_path) -> None:
+def test_second_worker_joins_and_leaves_under_load(worker: WorkerProcess, tmp_path) -> None:
     settings = worker.settings
     items = chaos_items(EVENTS)
     ids = {i.event_id for i in items}
     feeder = produce_in_background(settings, items, rate_per_s=60)
     port = free_port()
-    second = WorkerHandle(
+    second = worker_process(
         Settings.from_env({**worker.env, "RESOLVER_WORKER_WEB_PORT": str(port)}),
         {**worker.env, "RESOLVER_WORKER_WEB_PORT": str(port)},
-        log=tmp_path / "second-worker.log",
+        tmp_path / "second-worker.log",
     )
     time.sleep(3)
     second.start()

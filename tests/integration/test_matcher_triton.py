@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from content_resolver.composition import build_scorer
-from content_resolver.settings import Settings
 from inference.matcher_model import LocalPairScorer, MatcherModel, latest_version_dir
 from inference.triton_client import TritonPairScorer
 from resolution.matcher import RELATIONS, PairInput
 from resolution.model import ContentItem
 from resolution.normalise import normalise
 from resolution.policy import DecisionPolicy
+from settings import Settings
 
 pytestmark = pytest.mark.integration
 

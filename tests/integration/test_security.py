@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from content_resolver.settings import Settings
 from deploy.secure_kafka import SecureKafka, SecureKafkaConfig
 from resolution.model import ContentItem
+from settings import Settings
 from streams.kafka import ensure_topics, read_topic
-from tests.conftest import WorkerHandle, free_port, isolated_settings
 from tests.integration.streaming import SCHEMAS, jaeger_trace, produce, wait_decisions
+from tests.workers import free_port, isolated_settings, worker_process
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_worker_resolves_over_sasl_ssl_and_never_leaks_the_password(
     settings = Settings.from_env({**os.environ, **env})
     assert settings.kafka.security_protocol == "SASL_SSL"
     ensure_topics(settings.kafka)
-    worker = WorkerHandle(settings, env, log=tmp_path / "worker.log")
+    worker = worker_process(settings, env, tmp_path / "worker.log")
     worker.start()
     try:
         items = [

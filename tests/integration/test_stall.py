@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from content_resolver.demo import wait_worker_ready
-from content_resolver.settings import Settings
-from tests.conftest import drop_namespace, isolated_settings
-from tests.integration.streaming import produce, wait_decisions
-from tests.integration.test_delivery import chaos_items
+from deploy.worker import WorkerProcess
+from settings import Settings
+from tests.integration.streaming import chaos_items, produce, wait_decisions
+from tests.workers import drop_namespace, isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +19,7 @@ HANGING_WORKER = Path(__file__).with_name("hanging_worker.py")
 
 
 @pytest.fixture
-def hanging_worker(stack: Settings, tmp_path: Path) -> Iterator[tuple[Settings, subprocess.Popen, Path]]:
+def hanging_worker(stack: Settings, tmp_path: Path) -> Iterator[tuple[Settings, WorkerProcess, Path]]:
     from streams.kafka import ensure_topics
 
     settings, env = isolated_settings(stack, "stall")
@@ -32,26 +28,19 @@ def hanging_worker(stack: Settings, tmp_path: Path) -> Iterator[tuple[Settings, 
     marker = tmp_path / "hang-once"
     marker.touch()
     log = tmp_path / "worker.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(HANGING_WORKER), str(marker), "worker", "--loglevel", "info"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            start_new_session=True,
-        )
+    worker = WorkerProcess(
+        settings, log, env, command=[sys.executable, str(HANGING_WORKER), str(marker), "worker", "--loglevel", "info"]
+    )
     try:
-        wait_worker_ready(settings, proc)
-        yield settings, proc, log
+        worker.start()
+        yield settings, worker, log
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+        worker.stop()
         drop_namespace(settings)
 
 
 def test_stalled_worker_restarts_in_place_and_decides_everything_once(hanging_worker) -> None:
-    settings, proc, log = hanging_worker
+    settings, worker, log = hanging_worker
     items = chaos_items(300)
     ids = {i.event_id for i in items}
     produce(settings, items)
@@ -61,4 +50,4 @@ def test_stalled_worker_restarts_in_place_and_decides_everything_once(hanging_wo
     assert "restarting the worker in place" in text
     assert ids <= found.keys(), f"{len(ids - found.keys())} events without a decision"
     assert all(len(found[e]) == 1 for e in ids)
-    assert proc.poll() is None, "the restart keeps the process (and its pid)"
+    assert worker.alive(), "the restart keeps the process (and its pid)"

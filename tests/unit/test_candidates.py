@@ -7,9 +7,9 @@ import asyncio
 import numpy as np
 
 from resolution.candidates import CandidateFinder, IndexedRow, InMemoryVectorIndex
-from resolution.milvus_index import MilvusVectorIndex
 from resolution.model import ContentItem
 from resolution.normalise import normalise
+from vector_index.milvus import MilvusVectorIndex
 
 DIM = 4
 
@@ -103,8 +103,7 @@ def _resolve_twice(title_cap: int) -> list[str]:
     from resolution.matcher import RuleScorer
     from resolution.policy import DecisionPolicy, Thresholds
     from resolution.resolver import BatchResolver
-    from tests.unit.test_corrections import DIM as BOW_DIM
-    from tests.unit.test_corrections import BagOfWordsEncoder
+    from tests.unit.text_fakes import BOW_DIM, BagOfWordsEncoder
 
     finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 2, 3600.0, BOW_DIM, title_cap=title_cap)
     resolver = BatchResolver(

@@ -8,10 +8,8 @@ try many sequences of events and feedback in seconds.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,24 +22,11 @@ from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver
 from streams.handler import decision_record
 from streams.topics import Schemas
+from tests.unit.text_fakes import BOW_DIM as DIM
+from tests.unit.text_fakes import BagOfWordsEncoder
 
-DIM = 64
 SCHEMA = Schemas.load().decision
 LIMITS = CorrectionLimits()
-
-
-class BagOfWordsEncoder:
-    """Deterministic stand-in for the text encoder: hashed word counts, L2-normalised."""
-
-    model_version = "bow-test"
-
-    async def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % DIM] += 1.0
-            out[i] /= max(float(np.linalg.norm(out[i])), 1e-6)
-        return out
 
 
 class Offline:

@@ -15,8 +15,8 @@ from content_resolver.encoder_choice import (
     judge,
     served_text_model,
 )
-from content_resolver.settings import REPO_ROOT, Settings
 from inference.encoder_paths import ENCODER_PATHS, encoder_path
+from settings import REPO_ROOT, Settings
 
 
 def _param(config: str, key: str) -> str | None:

@@ -13,7 +13,7 @@ from evaluation.datasets import LabelledPair, TruthRow, write_dataset
 from evaluation.golden_sets import inspect_golden_set
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import cluster_portion
-from tests.conftest import SHARED_DATA
+from tests.shared_data import SHARED_DATA
 
 
 def _cluster_set(folder: Path, songs: int = 40) -> Path:

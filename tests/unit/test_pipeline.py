@@ -13,7 +13,8 @@ from resolution.entities import EntityStore
 from resolution.matcher import RuleScorer
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver
-from tests.unit.test_corrections import DIM, BagOfWordsEncoder
+from tests.unit.text_fakes import BOW_DIM as DIM
+from tests.unit.text_fakes import BagOfWordsEncoder
 
 
 class RecordingEncoder(BagOfWordsEncoder):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from content_resolver.settings import Settings
 from deploy.stack import LocalStack
+from settings import Settings
 
 
 def test_triton_loads_the_workers_models_unless_told_otherwise() -> None:

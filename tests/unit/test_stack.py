@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from content_resolver.settings import StackSettings
 from deploy.stack import LocalStack, Service, StackError, _pid_alive
+from settings import StackSettings
 
 
 def slow_stack(tmp_path: Path) -> LocalStack:

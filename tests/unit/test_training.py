@@ -9,7 +9,10 @@ import pytest
 
 from evaluation.pair_examples import PairExample
 from inference.matcher_model import MatcherModel
-from inference.training import (
+from resolution.normalise import NormalisedItem
+from resolution.policy import Thresholds
+from tests.unit.text_fakes import trigram_encoder
+from training.matcher import (
     MODEL_FEATURES,
     SAMPLE_NAME,
     TrainConfig,
@@ -17,9 +20,6 @@ from inference.training import (
     sample_dataset,
     train_matcher,
 )
-from resolution.normalise import NormalisedItem
-from resolution.policy import Thresholds
-from tests.unit.text_fakes import trigram_encoder
 
 # Small batches: about 120 optimiser steps, so that the tiny net converges; with the default
 # batch of 1024 it took 16 steps, and whether it learned depended on the initialisation.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from content_resolver.settings import WorkerSettings
+from settings import WorkerSettings
 from streams.validation import EventLimits, EventValidator, InvalidEvent
 from tests.hostile_events import SCHEMA, hostile_event
 

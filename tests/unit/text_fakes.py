@@ -27,3 +27,20 @@ def trigram_vectors(texts: list[str]) -> np.ndarray:
 
 def trigram_encoder(folder: Path) -> CachedTextEncoder:
     return CachedTextEncoder(folder, "trigram-test", lambda: trigram_vectors)
+
+
+BOW_DIM = 64
+
+
+class BagOfWordsEncoder:
+    """Deterministic stand-in for the text encoder: hashed word counts, L2-normalised."""
+
+    model_version = "bow-test"
+
+    async def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), BOW_DIM), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % BOW_DIM] += 1.0
+            out[i] /= max(float(np.linalg.norm(out[i])), 1e-6)
+        return out

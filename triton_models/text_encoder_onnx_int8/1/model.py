@@ -21,9 +21,9 @@ import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
 # checkout the virtualenv's editable install points at.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from content_resolver.settings import Settings
 from inference.encoder_paths import EncoderPath, load_encoder
 from inference.text_encoder import DEFAULT_CHUNK_SIZE
+from settings import Settings
 
 
 class TritonPythonModel:

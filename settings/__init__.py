@@ -42,6 +42,10 @@ class StackSettings:
     jaeger_otlp_grpc_port: int = 4317
     jaeger_otlp_http_port: int = 4318
     jaeger_ui_port: int = 16686
+    # The Jaeger UI's production build ships in this crates.io package (jaeger-ui/build); fetched
+    # once with cargo into the cache and served through extensions.jaeger_query.ui.assets_path.
+    jaeger_ui_crate: str = "otlp-embedded"
+    jaeger_ui_crate_version: str = "0.0.2"
     start_timeout_s: float = 240.0
 
 
@@ -59,6 +63,13 @@ class KafkaSettings:
     sasl_username: str = ""
     sasl_password: str = ""
     ssl_cafile: str = ""
+    # Folders (os.pathsep-separated) of further writer schemas, *.avsc, that readers accept beside
+    # the released ones in streams/schemas/released: a producer's schema not released here yet.
+    schema_dirs: str = ""
+
+    @property
+    def schema_dir_paths(self) -> list[Path]:
+        return [Path(p) for p in self.schema_dirs.split(os.pathsep) if p]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Offline training of the pair matcher from the labelled datasets."""

@@ -1,0 +1,1 @@
+"""The vector index adapters: Milvus (standalone locally, a cluster in production)."""
