@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,16 @@ COSINE_MEAN_BUDGET = 0.99
 COSINE_MIN_BUDGET = 0.95
 F1_COST_BUDGET = 0.005
 SAMPLE_SIZE = 256
-# Pairwise F1 of `resolver evaluate` (split valid, 1 order) with the shipped matcher: fp32 minus
-# the path's F1 on each dataset (docs/performance.md has the command and the full numbers).
-MEASURED_F1_COST: dict[str, dict[str, float]] = {}
+# F1 cost against torch fp32 (fp32's F1 minus the path's; negative: the path scored higher), from
+# `resolver evaluate --dataset ../shared/data/DATASET --shuffles 1 --text-model MODEL` on the
+# valid split with matcher-3b3f7fb6c3: pairwise F1 on musicbrainz-20k, work-level pairwise F1 on
+# shs100k-versions (its recording-level F1 is 1.0 for every path). docs/performance.md has the runs.
+MEASURED_F1_COST: dict[str, dict[str, float]] = {
+    "text_encoder_bf16": {"musicbrainz-20k": 0.0000, "shs100k-versions": -0.0004},
+    "text_encoder_int8": {"musicbrainz-20k": -0.0020, "shs100k-versions": 0.0017},
+    "text_encoder_onnx": {"musicbrainz-20k": 0.0000, "shs100k-versions": 0.0000},
+    "text_encoder_onnx_int8": {"musicbrainz-20k": -0.0026, "shs100k-versions": -0.0073},
+}
 FALLBACK = REFERENCE_PATH.triton_model
 
 
@@ -174,19 +181,27 @@ def sample_texts(count: int = SAMPLE_SIZE) -> list[str]:
 
 
 def _read_cached(cache_file: Path) -> EncoderChoice | None:
+    """The cached measurements, judged again: a change of budget or of the measured F1 costs
+    applies at once, without measuring again."""
     try:
         raw = json.loads(cache_file.read_text())
         measured = [PathMeasurement(**m) for m in raw["measured"]]
-        return EncoderChoice(raw["model"], raw["reason"], raw["cpu"], measured)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if {m.model for m in measured} != {p.triton_model for p in ENCODER_PATHS}:
+        return None
+    rejudged = []
+    for m in measured:
+        ok, why = judge(encoder_path(m.model), m.cosine_mean, m.cosine_min)
+        rejudged.append(replace(m, f1_cost=MEASURED_F1_COST.get(m.model), within_budget=ok, why=why))
+    return choose(rejudged, raw.get("cpu", ""))
 
 
 def measured_choice(cache_dir: Path, threads: int, say=print) -> EncoderChoice:  # type: ignore[no-untyped-def]
     """The choice for this machine: cached, or measured now (seconds) and cached."""
     cache_file = _cache_file(cache_dir, threads)
     cached = _read_cached(cache_file)
-    if cached is not None and {m.model for m in cached.measured} == {p.triton_model for p in ENCODER_PATHS}:
+    if cached is not None:
         return cached
     name, _ = cpu_description()
     say(f"encoder: measuring {len(ENCODER_PATHS)} encoder paths on this CPU ({name}), once")

@@ -93,6 +93,7 @@ def test_a_measured_choice_is_cached_per_cpu_and_read_back(tmp_path: Path, monke
         calls.append(len(texts))
         return [_measured(p.triton_model, 100.0 + i) for i, p in enumerate(ENCODER_PATHS)]
 
+    monkeypatch.setattr(encoder_choice, "MEASURED_F1_COST", {})
     monkeypatch.setattr(encoder_choice, "measure_paths", fake_measure)
     monkeypatch.setattr(encoder_choice, "sample_texts", lambda: ["a", "b"])
     first = encoder_choice.measured_choice(tmp_path, 1, say=lambda _: None)
@@ -103,3 +104,6 @@ def test_a_measured_choice_is_cached_per_cpu_and_read_back(tmp_path: Path, monke
     assert served_text_model(settings) == first
     other_threads = Settings.from_env({"RESOLVER_STACK_CACHE_DIR": str(tmp_path), "RESOLVER_STACK_TORCH_THREADS": "2"})
     assert "not measured" in served_text_model(other_threads).reason
+    # A measured F1 cost applies to the cached measurements at once.
+    monkeypatch.setattr(encoder_choice, "MEASURED_F1_COST", {"text_encoder_onnx_int8": {"a": 0.0}})
+    assert served_text_model(settings).model == "text_encoder_onnx_int8"
