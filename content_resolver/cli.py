@@ -77,10 +77,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     ensure_topics(settings.kafka)
     worker = build_worker(settings)
+    profiler = None
+    if settings.worker.profile_out:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.005)
+        profiler.start()
     try:
         faust.Worker(worker.app, loglevel=args.loglevel).execute_from_commandline()
     finally:
         worker.tracing.shutdown()
+        if profiler is not None:
+            profiler.stop()
+            out = Path(settings.worker.profile_out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
     return 0
 
 

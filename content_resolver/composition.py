@@ -106,7 +106,9 @@ def build_worker(settings: Settings) -> Worker:
         metrics.retries.labels(dependency).inc()
 
     text_model = served_text_model(settings).model
-    encoder = TritonTextEncoder(w.triton_url, text_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
+    encoder = TritonTextEncoder(
+        w.triton_url, text_model, retry_max_s=w.retry_max_s, on_retry=on_retry, cache_size=w.embedding_cache_size
+    )
     index = MilvusVectorIndex(
         w.milvus_uri,
         w.milvus_collection,

@@ -100,6 +100,12 @@ class WorkerSettings:
     # Empty: the encoder path `resolver stack up` measured fastest within the quality budget on
     # this CPU (content_resolver/encoder_choice.py); a Triton model name overrides it.
     text_model: str = ""
+    # Texts seen recently skip Triton (re-deliveries are common in catalogue feeds); bounded:
+    # 10,000 vectors are 15 MiB. 0 turns it off.
+    embedding_cache_size: int = 10000
+    # A path: the worker runs under pyinstrument (a dev dependency) and writes its profile there
+    # on exit (`RESOLVER_WORKER_PROFILE_OUT=out/worker-profile.txt resolver bench`).
+    profile_out: str = ""
     # The Triton matcher model; its trained thresholds replace merge/link_threshold when present.
     matcher_model: str = "matcher"
     milvus_uri: str = "http://127.0.0.1:19530"
