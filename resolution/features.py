@@ -130,14 +130,14 @@ def _named_text(n: NormalisedItem) -> str:
     return " ".join(part for part in (n.title_core, *n.artists, *n.featured) if part)
 
 
-def _head_signals(a: NormalisedItem, b: NormalisedItem) -> tuple[float, float, float, float]:
+def _head_signals(
+    a: NormalisedItem, b: NormalisedItem, head_a: list[str], head_b: list[str]
+) -> tuple[float, float, float, float]:
     """How the two titles' heads agree: a feed that puts artist, release or genre after the
     title in the title field still starts with the title. Returns (leading words in common
     over the shorter head, over the longer head, edit-distance ratio of the heads, and how well
     either head is found in the other's title and artist text, for feeds that moved the title
     into another field)."""
-    cuts = _cut_phrases(a, b)
-    head_a, head_b = title_head(a.title_core, cuts), title_head(b.title_core, cuts)
     if not head_a or not head_b:
         return 0.0, 0.0, 0.0, 0.0
     common = 0
@@ -163,16 +163,14 @@ def _words_found(head: list[str], words: set[str]) -> float:
     return len(wanted & words) / len(wanted) if wanted else 0.0
 
 
-def _title_words_found(a: NormalisedItem, b: NormalisedItem) -> float:
+def _title_words_found(head_a: list[str], head_b: list[str], words_a: set[str], words_b: set[str]) -> float:
     """How well a title's head (its words before a glued-on name) is found anywhere in the other
     record, the better of the two sides (the other may have genre or label words glued on): a
     feed that scrambles fields still carries the song's name somewhere, while two songs of one
     album share artist, release and year but not it."""
-    cuts = _cut_phrases(a, b)
-    head_a, head_b = title_head(a.title_core, cuts), title_head(b.title_core, cuts)
     if not head_a or not head_b:
         return 0.0
-    return max(_words_found(head_a, _record_words(b)), _words_found(head_b, _record_words(a)))
+    return max(_words_found(head_a, words_b), _words_found(head_b, words_a))
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:
@@ -199,7 +197,11 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         _ratio(a.title_core, full_b, fuzz.partial_ratio), _ratio(b.title_core, full_a, fuzz.partial_ratio)
     )
     artist_in_other = max(_ratio(artists_a, full_b, fuzz.partial_ratio), _ratio(artists_b, full_a, fuzz.partial_ratio))
-    head_prefix, head_cover, head_ratio, head_in_other = _head_signals(a, b)
+    # Computed once per pair: the title heads and record words feed several signals.
+    cuts = _cut_phrases(a, b)
+    head_a, head_b = title_head(a.title_core, cuts), title_head(b.title_core, cuts)
+    words_a, words_b = _record_words(a), _record_words(b)
+    head_prefix, head_cover, head_ratio, head_in_other = _head_signals(a, b, head_a, head_b)
     performance_differs = bool((a.tags ^ b.tags) & PERFORMANCE_TAGS)
     return {
         "text_cosine": float(text_cosine),
@@ -239,8 +241,8 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         "head_ratio": head_ratio,
         "head_in_other": head_in_other,
         "performance_differs": float(performance_differs),
-        "title_words_found": _title_words_found(a, b),
-        "record_jaccard": _jaccard(_record_words(a), _record_words(b)),
+        "title_words_found": _title_words_found(head_a, head_b, words_a, words_b),
+        "record_jaccard": _jaccard(words_a, words_b),
         # A demo or acoustic take against the album track: how far their lengths are apart
         # (0 when the tags agree or a length is unknown; 1 from a minute on).
         "performance_duration_gap": min(duration_diff, _GAP_SCALE_S) / _GAP_SCALE_S if performance_differs else 0.0,
