@@ -13,6 +13,7 @@ arrived just before it, including earlier items of its own batch.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -210,12 +211,16 @@ class CandidateFinder:
         self, vectors: np.ndarray, title_keys: list[str], isrcs: list[str], title_only_keys: list[str] | None = None
     ) -> list[list[Candidate]]:
         """One ANN search, one key lookup and (with a title cap) one bounded title-only lookup for
-        the whole batch (the expensive, remote part)."""
-        ann = await self._index.search(vectors, self._k)
-        keyed = await self._index.lookup_keys(title_keys, isrcs)
-        titled: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
-        if self._title_cap > 0 and title_only_keys and any(title_only_keys):
-            titled = await self._index.lookup_titles(vectors, title_only_keys, self._title_cap)
+        the whole batch (the expensive, remote part), in flight together: three round trips
+        cost about one."""
+        with_titles = bool(self._title_cap > 0 and title_only_keys and any(title_only_keys))
+        ann, keyed, titled = await asyncio.gather(
+            self._index.search(vectors, self._k),
+            self._index.lookup_keys(title_keys, isrcs),
+            self._index.lookup_titles(vectors, title_only_keys or [], self._title_cap)
+            if with_titles
+            else _no_hits(len(vectors)),
+        )
         out: list[list[Candidate]] = []
         for qi, hits in enumerate(ann):
             found = {h.row.content_id: _candidate(h.row, h.similarity, "ann") for h in hits}
@@ -258,6 +263,10 @@ class CandidateFinder:
 
     async def write(self, rows: list[IndexedRow]) -> None:
         await self._index.upsert(rows)
+
+
+async def _no_hits(n: int) -> list[list[IndexHit]]:
+    return [[] for _ in range(n)]
 
 
 def _candidate(row: IndexedRow, similarity: float, via: str) -> Candidate:
