@@ -244,7 +244,8 @@ def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
         import urllib.error
 
         try:
-            record = fetch_json(f"{args.worker_url or worker_url(settings)}/entity/{args.entity_id}")
+            url = f"{args.worker_url or worker_url(settings)}/entity/{args.entity_id}"
+            record = fetch_json(url, token=settings.worker.web_token)
         except urllib.error.HTTPError as exc:
             record = None if exc.code == 404 else {"error": str(exc)}
     if record is None:
@@ -274,6 +275,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(quality, indent=2))
         if args.json:
             write_json(Path(args.json), quality)
+        return 0
+    if args.media:
+        from benchmarks.media_encoders import run_media_bench
+
+        figures = run_media_bench(settings.worker.triton_url, size=args.media)
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            write_json(Path(args.json), figures)
         return 0
     if args.milvus:
         from benchmarks.milvus_indexes import run_index_study
@@ -410,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="write every number to this file")
     s.add_argument("--report", help="write an HTML page (with PNG plots beside it) to this file")
     s.add_argument("--soak", type=float, metavar="MINUTES", help="then run at half load this long, tracking RSS")
+    s.add_argument(
+        "--media",
+        metavar="SIZE",
+        help="instead: chroma and image-hash speed, Triton vs in-process, on the media set",
+    )
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
@@ -426,12 +440,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="stack up, a worker, the sample catalogue streamed, a summary")
     s.add_argument("--keep", action="store_true", help="keep earlier topics and state instead of starting clean")
     s.set_defaults(fn=cmd_demo)
+
+    from media.command import add_parser as add_media_parser
+
+    add_media_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("RESOLVER_LOGLEVEL", "WARNING"))
     args = build_parser().parse_args(argv)
+    from deploy.milvus_credentials import export_local_milvus_token
+
+    # Into the environment, so that workers and tools started from here inherit it.
+    export_local_milvus_token(os.environ)
     settings = Settings.from_env()
     return int(args.fn(args, settings) or 0)
 

@@ -55,7 +55,12 @@ def local_stack(settings: Settings) -> LocalStack:
     def export() -> None:
         ensure_onnx_models(settings.stack.cache_dir, say=stack_say)
 
-    return LocalStack(settings.stack, text_model=functools.cache(chosen), build_steps=(export,))
+    return LocalStack(
+        settings.stack,
+        milvus_token=settings.worker.milvus_token,
+        text_model=functools.cache(chosen),
+        build_steps=(export,),
+    )
 
 
 def build_scorer(settings: Settings, on_retry: Callable[[str], None] | None = None) -> tuple[PairScorer, Thresholds]:

@@ -215,3 +215,68 @@ class TritonPairScorer:
             return []
         signals, features = self._matcher.features(pairs)
         return to_scores(signals, await self.probabilities(features))
+
+
+class TritonMediaEncoder:
+    """Audio clips to chroma embeddings (``audio_chroma``) and frames to hash bits (``image_hash``),
+    one request per batch (split at the models' ``max_batch_size``), retried like the text encoder."""
+
+    def __init__(
+        self,
+        url: str,
+        audio_model: str = "audio_chroma",
+        image_model: str = "image_hash",
+        retry_max_s: float = 30.0,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> None:
+        self._url = url
+        self._audio_model = audio_model
+        self._image_model = image_model
+        self._retry_max_s = retry_max_s
+        self._on_retry = on_retry
+        self._client: grpcclient.InferenceServerClient | None = None
+
+    def _connect(self) -> grpcclient.InferenceServerClient:
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(url=self._url)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _infer(self, model: str, inputs: list[tuple[str, np.ndarray, str]], output: str) -> np.ndarray:
+        async def call() -> np.ndarray:
+            tensors = []
+            for name, data, dtype in inputs:
+                tensor = grpcclient.InferInput(name, list(data.shape), dtype)
+                tensor.set_data_from_numpy(data)
+                tensors.append(tensor)
+            result = await self._connect().infer(model, tensors, outputs=[grpcclient.InferRequestedOutput(output)])
+            return result.as_numpy(output).astype(np.float32)
+
+        return await retried(call, self._url, self._retry_max_s, self._on_retry, self.close)
+
+    async def chroma(self, clips: list[np.ndarray], max_batch: int = 16) -> np.ndarray:
+        """(n, 192) chroma embeddings of mono float32 PCM clips at 11025 Hz."""
+        out = []
+        for start in range(0, len(clips), max_batch):
+            part = clips[start : start + max_batch]
+            longest = max(len(c) for c in part)
+            pcm = np.zeros((len(part), longest), dtype=np.float32)
+            for i, clip in enumerate(part):
+                pcm[i, : len(clip)] = clip
+            lengths = np.array([[len(c)] for c in part], dtype=np.int32)
+            out.append(
+                await self._infer(self._audio_model, [("PCM", pcm, "FP32"), ("SAMPLES", lengths, "INT32")], "CHROMA")
+            )
+        return np.concatenate(out) if out else np.zeros((0, 192), dtype=np.float32)
+
+    async def image_hashes(self, images: list[np.ndarray], max_batch: int = 64) -> np.ndarray:
+        """(n, 64) hash bits (0/1) of (256, 256, 3) uint8 frames."""
+        out = []
+        for start in range(0, len(images), max_batch):
+            batch = np.ascontiguousarray(np.stack(images[start : start + max_batch]), dtype=np.uint8)
+            out.append(await self._infer(self._image_model, [("IMAGE", batch, "UINT8")], "HASH"))
+        return np.concatenate(out) if out else np.zeros((0, 64), dtype=np.float32)

@@ -18,6 +18,10 @@ from tests.workers import drop_namespace, isolated_settings, worker_process
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
+    from deploy.milvus_credentials import export_local_milvus_token
+
+    # As the command line does: the local Milvus' token reaches every worker this session starts.
+    export_local_milvus_token(os.environ)
     return Settings.from_env()
 
 
