@@ -37,7 +37,7 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "fetch":
             stack.fetch()
-            print("[stack] Kafka jars, Jaeger binary and Triton backend are in place")
+            print("[stack] Kafka jars, Jaeger binary, Triton backend and the ONNX text encoder export are in place")
             return 0
         if args.action == "up":
             if args.fresh_milvus and stack.discard_milvus_data():
