@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
@@ -14,12 +14,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from content_resolver.encoder_choice import measured_choice, served_text_model
 from deploy.stack import LocalStack
 from deploy.stack import say as stack_say
-from inference.matcher_model import MatcherModel, latest_version_dir
+from inference.matcher_model import MatcherModel
+from inference.model_repository import ModelRepository
 from inference.onnx_export import ensure_onnx_models
 from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
 from resolution.candidates import CandidateFinder
 from resolution.corrections import CorrectionLimits, Corrector
+from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
 from resolution.matcher import PairScorer, RuleScorer
@@ -63,14 +65,58 @@ def local_stack(settings: Settings) -> LocalStack:
     )
 
 
-def build_scorer(settings: Settings, on_retry: Callable[[str], None] | None = None) -> tuple[PairScorer, Thresholds]:
+def as_shadow(settings: Settings) -> Settings:
+    """A shadow worker's settings: the same input (content events and feedback), its own consumer
+    group and state (app id), Milvus collection, web port and output topics, so that it never
+    writes to the decisions topic nor shares anything the serving worker keeps."""
+    w, k = settings.worker, settings.kafka
+    if not w.shadow_version:
+        return settings
+    suffix = "shadow"
+    kafka = replace(k, decisions_topic=f"{k.decisions_topic}-{suffix}", dlq_topic=f"{k.dlq_topic}-{suffix}")
+    worker = replace(
+        w,
+        app_id=f"{w.app_id}-{suffix}",
+        milvus_collection=f"{w.milvus_collection}_{suffix}",
+        web_port=w.web_port + 1,
+    )
+    if kafka.decisions_topic == k.decisions_topic:
+        raise ValueError("a shadow worker must not write to the decisions topic")
+    return replace(settings, kafka=kafka, worker=worker)
+
+
+def build_scorer(
+    settings: Settings,
+    on_retry: Callable[[str], None] | None = None,
+    on_version: Callable[[int, MatcherModel], None] | None = None,
+) -> tuple[PairScorer, Thresholds]:
     """The learned matcher served by Triton, with the thresholds trained with it, when the model
-    repository holds a trained version; otherwise the rule baseline with the configured thresholds."""
+    repository holds a trained version; otherwise the rule baseline with the configured thresholds.
+
+    An ordinary worker starts with the serving version of the repository's ``config.pbtxt`` and
+    follows promotions as Triton reports them; a shadow worker is pinned to its version."""
     w = settings.worker
-    version = latest_version_dir(settings.stack.triton_model_repository / w.matcher_model)
+    repository = ModelRepository(settings.stack.triton_model_repository, w.matcher_model)
+    if w.shadow_version:
+        if w.shadow_version not in repository.versions():
+            raise ValueError(f"shadow version {w.shadow_version} of {w.matcher_model} holds no trained model")
+        version: int | None = w.shadow_version
+    else:
+        version = repository.served().serving if repository.serving_dir() is not None else None
     if version is not None:
-        model = MatcherModel.load(version)
-        scorer = TritonPairScorer(w.triton_url, model, w.matcher_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
+        model = MatcherModel.load(repository.version_dir(version))
+        scorer = TritonPairScorer(
+            w.triton_url,
+            model,
+            w.matcher_model,
+            retry_max_s=w.retry_max_s,
+            on_retry=on_retry,
+            load_version=lambda v: MatcherModel.load(repository.version_dir(v)),
+            version=version,
+            pinned=bool(w.shadow_version),
+            refresh_s=w.matcher_refresh_s,
+            on_version=on_version,
+        )
         return scorer, model.thresholds
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
 
@@ -100,6 +146,7 @@ def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionL
 
 
 def build_worker(settings: Settings) -> Worker:
+    settings = as_shadow(settings)
     w = settings.worker
     metrics = ResolverMetrics()
     tracing = tracer_provider("content-resolver", w.otlp_endpoint)
@@ -123,8 +170,23 @@ def build_worker(settings: Settings) -> Worker:
         on_retry=on_retry,
         hnsw_ef=w.milvus_hnsw_ef,
     )
-    scorer, thresholds = build_scorer(settings, on_retry)
+    policies: list[DecisionPolicy] = []
+    lc = settings.lifecycle
+    drift = DriftMonitor(None, lc.drift_window_s, lc.drift_min_events, lc.drift_psi_threshold)
+    metrics.drift_threshold.set(lc.drift_psi_threshold)
+
+    def on_version(_version: int, model: MatcherModel) -> None:
+        # Decisions after a promotion use the thresholds trained with the version that scores
+        # them, and its inputs are compared with its own training reference.
+        for p in policies:
+            p.thresholds = model.thresholds
+        drift.use_reference(model.metadata.get("drift_reference"))
+
+    scorer, thresholds = build_scorer(settings, on_retry, on_version)
+    if isinstance(scorer, TritonPairScorer):
+        drift.use_reference(scorer.model.metadata.get("drift_reference"))
     policy = DecisionPolicy(thresholds)
+    policies.append(policy)
 
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
         finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
@@ -139,7 +201,9 @@ def build_worker(settings: Settings) -> Worker:
             corrector=corrector,
             pipeline_chunk=w.pipeline_chunk,
         )
-        return EventBatchHandler(resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope)
+        return EventBatchHandler(
+            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
+        )
 
     warmed: list[bool] = []
 

@@ -583,9 +583,11 @@ class LocalStack:
         return [self._auto_text_model() if name == AUTO_TEXT_MODEL else name for name in names]
 
     def _triton_model_flags(self) -> list[str]:
+        # Explicit model control always, the whole repository included ("*"): promote, rollback and
+        # shadow load and unload matcher versions through tritonclient without a restart.
         names = self._triton_model_names()
         if not names or "*" in names:
-            return []
+            return ["--model-control-mode=explicit", "--load-model=*"]
         return ["--model-control-mode=explicit", *(f"--load-model={name}" for name in names)]
 
     # ---- the text encoder chosen by measurement (content_resolver/encoder_choice.py) --------
