@@ -49,7 +49,7 @@ def _texts(dataset: Path | None, count: int) -> list[str]:
     return list(seen)
 
 
-def run_bench(  # type: ignore[no-untyped-def]
+def run_bench(
     settings: Settings, options: BenchOptions, text_model: str, chosen_because: str, say=print
 ) -> tuple[dict, dict[str, PhaseResult], list]:
     """``text_model`` is the served encoder (the composition root's choice) and why it was chosen."""

@@ -142,13 +142,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from evaluation.evaluate import ResolverConfig, evaluate_command, summary_lines
+    from content_resolver.composition import build_offline_encoder, build_offline_resolver
+    from evaluation.evaluate import evaluate_command
     from evaluation.report import write_report
+    from evaluation.summary import summary_lines
     from inference.matcher_model import load_local_scorer
     from inference.model_repository import ModelRepository
     from resolution.matcher import RuleScorer
     from resolution.policy import Thresholds
 
+    if args.through_stack:
+        from benchmarks.through_stack import through_stack_command
+
+        return through_stack_command(settings, Path(args.dataset), args.split, args.json, args.repeat)
     w = settings.worker
     model_dir = (
         Path(args.model)
@@ -160,16 +166,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
     scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
-    config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s, w.title_candidates_cap)
+    encoder = build_offline_encoder(settings, REPO_ROOT / ".cache", args.text_model)
+    kinds = ["exact", "milvus"] if args.index == "both" else [args.index]
+    offlines = [build_offline_resolver(settings, encoder, scorer, thresholds, kind) for kind in kinds]
     results = evaluate_command(
         Path(args.dataset),
         args.split,
-        scorer,
-        thresholds,
-        config,
-        REPO_ROOT / ".cache",
+        offlines,
         args.shuffles,
-        text_model=args.text_model,
+        args.stream,
     )
     reference = loaded[0].model.metadata.get("drift_reference") if loaded else None
     for result in results:
@@ -192,7 +197,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _replayed_feedback(settings: Settings):  # type: ignore[no-untyped-def]
+def _replayed_feedback(settings: Settings):
     from streams.feedback import replay_feedback
     from streams.topics import Schemas
 
@@ -278,7 +283,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     return _serve(repository, settings, lambda: repository.promote(candidate), f"promoted version {candidate}")
 
 
-def _serve(repository, settings: Settings, change, what: str) -> int:  # type: ignore[no-untyped-def]
+def _serve(repository, settings: Settings, change, what: str) -> int:
     """Writes the new served versions into config.pbtxt and has Triton load them (no restart);
     if Triton cannot, the file is put back as it was and Triton reloaded."""
     from inference.triton_client import TritonModelControl
@@ -453,6 +458,14 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.differing == 0 else 1
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.replay import export_clusters
+
+    rows = export_clusters(settings, Path(args.clusters))
+    print(f"[export] {rows} content items -> {args.clusters} (content_id, entity_id, work_id)")
+    return 0
+
+
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -624,8 +637,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
     s.add_argument(
         "--text-model",
-        default="text_encoder",
-        help="the encoder path to embed with, in-process, by its Triton model name (default: the fp32 reference)",
+        default="",
+        help="the encoder path to embed with, in-process, by its Triton model name (default: the served one)",
+    )
+    s.add_argument(
+        "--stream",
+        default="all",
+        choices=["all", "split"],
+        help="cluster sets: stream every record and score the split's (all), or the split's records alone",
+    )
+    s.add_argument(
+        "--index",
+        default="exact",
+        choices=["exact", "milvus", "both"],
+        help="the exact in-memory index, a fresh Milvus collection with the worker's parameters, or both",
+    )
+    s.add_argument(
+        "--through-stack",
+        action="store_true",
+        help="produce the set to Kafka, let a real worker decide, export its clusters and score them",
+    )
+    s.add_argument(
+        "--repeat", type=int, default=1, help="with --through-stack: stream the same order N times, count differences"
     )
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
@@ -688,6 +721,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rebuild", help="replay resolution-decisions into a fresh state and compare with the worker's")
     s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
     s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("export", help="the current clustering, replayed from resolution-decisions, as CSV")
+    s.add_argument("--clusters", required=True, metavar="OUT.csv", help="content_id, entity_id, work_id per item")
+    s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("reconcile", help="merge duplicates that were created as entities in different partitions")
     s.add_argument("--every", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS")

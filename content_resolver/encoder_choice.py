@@ -111,7 +111,7 @@ def judge(path: EncoderPath, cosine_mean: float, cosine_min: float) -> tuple[boo
     return True, ""
 
 
-def measure_paths(texts: list[str], cache_dir: Path, threads: int, say=print) -> list[PathMeasurement]:  # type: ignore[no-untyped-def]
+def measure_paths(texts: list[str], cache_dir: Path, threads: int, say=print) -> list[PathMeasurement]:
     """Texts per second of every path in-process (best of two interleaved rounds, so a burst of
     load elsewhere does not decide alone), and its cosine to the reference on the same texts."""
     import numpy as np
@@ -197,7 +197,7 @@ def _read_cached(cache_file: Path) -> EncoderChoice | None:
     return choose(rejudged, raw.get("cpu", ""))
 
 
-def measured_choice(cache_dir: Path, threads: int, say=print) -> EncoderChoice:  # type: ignore[no-untyped-def]
+def measured_choice(cache_dir: Path, threads: int, say=print) -> EncoderChoice:
     """The choice for this machine: cached, or measured now (seconds) and cached."""
     cache_file = _cache_file(cache_dir, threads)
     cached = _read_cached(cache_file)

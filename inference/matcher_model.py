@@ -32,6 +32,11 @@ META_FILE = "matcher.json"
 class MatcherNet(nn.Module):
     """Standardised features -> MLP -> logits per relation, divided by a fitted temperature."""
 
+    # Registered buffers (saved with the weights), declared for the type checker.
+    mean: torch.Tensor
+    scale: torch.Tensor
+    temperature: torch.Tensor
+
     def __init__(self, n_features: int, hidden: int = 64) -> None:
         super().__init__()
         self.n_features = n_features

@@ -77,7 +77,7 @@ def onnx_models(cache_dir: Path) -> OnnxModels:
     return OnnxModels(Path(cache_dir) / "onnx" / export_key())
 
 
-def ensure_onnx_models(cache_dir: Path, say=print) -> OnnxModels:  # type: ignore[no-untyped-def]
+def ensure_onnx_models(cache_dir: Path, say=print) -> OnnxModels:
     """The exported models, building them once (a few seconds to a minute)."""
     models = onnx_models(cache_dir)
     if models.complete():

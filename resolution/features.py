@@ -6,7 +6,10 @@ matcher always sees the same features it was trained on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
@@ -181,7 +184,7 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
     return pair_signals_batch([(a, b)], [text_cosine])[0]
 
 
-def _ratios(left: list[str], right: list[str], scorer: object) -> np.ndarray:
+def _ratios(left: list[str], right: list[str], scorer: Any) -> NDArray[np.float64]:
     """``_ratio`` for every pair at once: one call into rapidfuzz's C++ per signal, not per pair."""
     if not left:
         return np.zeros(0)
@@ -326,5 +329,5 @@ def _pair_signals(
     }
 
 
-def feature_vector(signals: dict[str, float]) -> np.ndarray:
+def feature_vector(signals: dict[str, float]) -> NDArray[np.float32]:
     return np.array([signals[name] for name in FEATURE_NAMES], dtype=np.float32)

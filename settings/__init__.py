@@ -101,6 +101,10 @@ class WorkerSettings:
     max_artists: int = 50
     max_field_chars: int = 1000
     max_duration_ms: int = 6 * 3600 * 1000
+    # An event's release year outside [min_year, max_year] is absurd: dead-lettered. (Raw feeds'
+    # years are read within a narrower window: resolution/feed_values.py.)
+    min_year: int = 1800
+    max_year: int = 2100
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
     # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and
