@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -20,13 +18,6 @@ TRITON_LOADS = ((1, 32), (16, 8), (64, 2))
 class Throughput:
     texts_per_s: float
     setting: str  # how it was achieved: batch size, or request size x concurrency
-
-
-def served_precision(model_repository: Path, model: str) -> str:
-    """The ``precision`` parameter of a model's config.pbtxt (fp32 when it has none)."""
-    config = (model_repository / model / "config.pbtxt").read_text()
-    found = re.search(r'key:\s*"precision"\s*value:\s*\{\s*string_value:\s*"(\w+)"', config)
-    return found.group(1) if found else "fp32"
 
 
 def bare_encoder(texts: list[str], precision: str, threads: int) -> tuple[Throughput, dict[int, float]]:

@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.encoder import bare_encoder, served_precision, triton_alone
+from benchmarks.encoder import bare_encoder, triton_alone
 from benchmarks.end_to_end import EndToEndBench, PhaseResult, event_stream
 from benchmarks.stats import memory_trend, ratio
+from inference.text_encoder import served_precision
 from settings import Settings
 
 ENCODER_TEXTS = 512
@@ -36,7 +37,7 @@ def _texts(dataset: Path | None, count: int) -> list[str]:
     return list(seen)
 
 
-def run_bench(settings: Settings, options: BenchOptions, say=print) -> tuple[dict, dict[str, PhaseResult], list]:  # type: ignore[no-untyped-def]
+def run_bench(settings: Settings, options: BenchOptions, say=print) -> tuple[dict, dict[str, PhaseResult], list]:
     w = settings.worker
     precision = served_precision(settings.stack.triton_model_repository, w.text_model)
     texts = _texts(options.dataset, ENCODER_TEXTS)

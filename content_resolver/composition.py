@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import faust
+import numpy as np
 from opentelemetry.sdk.trace import TracerProvider
 
-from inference.matcher_model import MatcherModel, latest_version_dir
-from inference.text_encoder import TEXT_DIM
+from evaluation.embedding_cache import CachedTextEncoder
+from evaluation.streaming import OfflineResolver
+from inference.matcher_model import MatcherModel
+from inference.model_repository import ModelRepository
+from inference.text_encoder import TEXT_DIM, MiniLMEncoder, served_precision, text_model_version
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
-from resolution.candidates import CandidateFinder
+from resolution.candidates import CandidateFinder, InMemoryVectorIndex, VectorIndex
 from resolution.corrections import CorrectionLimits, Corrector
+from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
 from resolution.matcher import PairScorer, RuleScorer
 from resolution.policy import DecisionPolicy, Thresholds
-from resolution.resolver import BatchResolver
+from resolution.resolver import BatchResolver, TextEncoder
 from settings import Settings
 from streams.app import create_app
 from streams.handler import EventBatchHandler, EventScope
@@ -36,14 +44,58 @@ class Worker:
     tracing: TracerProvider
 
 
-def build_scorer(settings: Settings, on_retry: Callable[[str], None] | None = None) -> tuple[PairScorer, Thresholds]:
+def as_shadow(settings: Settings) -> Settings:
+    """A shadow worker's settings: the same input (content events and feedback), its own consumer
+    group and state (app id), Milvus collection, web port and output topics, so that it never
+    writes to the decisions topic nor shares anything the serving worker keeps."""
+    w, k = settings.worker, settings.kafka
+    if not w.shadow_version:
+        return settings
+    suffix = "shadow"
+    kafka = replace(k, decisions_topic=f"{k.decisions_topic}-{suffix}", dlq_topic=f"{k.dlq_topic}-{suffix}")
+    worker = replace(
+        w,
+        app_id=f"{w.app_id}-{suffix}",
+        milvus_collection=f"{w.milvus_collection}_{suffix}",
+        web_port=w.web_port + 1,
+    )
+    if kafka.decisions_topic == k.decisions_topic:
+        raise ValueError("a shadow worker must not write to the decisions topic")
+    return replace(settings, kafka=kafka, worker=worker)
+
+
+def build_scorer(
+    settings: Settings,
+    on_retry: Callable[[str], None] | None = None,
+    on_version: Callable[[int, MatcherModel], None] | None = None,
+) -> tuple[PairScorer, Thresholds]:
     """The learned matcher served by Triton, with the thresholds trained with it, when the model
-    repository holds a trained version; otherwise the rule baseline with the configured thresholds."""
+    repository holds a trained version; otherwise the rule baseline with the configured thresholds.
+
+    An ordinary worker starts with the serving version of the repository's ``config.pbtxt`` and
+    follows promotions as Triton reports them; a shadow worker is pinned to its version."""
     w = settings.worker
-    version = latest_version_dir(settings.stack.triton_model_repository / w.matcher_model)
+    repository = ModelRepository(settings.stack.triton_model_repository, w.matcher_model)
+    if w.shadow_version:
+        if w.shadow_version not in repository.versions():
+            raise ValueError(f"shadow version {w.shadow_version} of {w.matcher_model} holds no trained model")
+        version: int | None = w.shadow_version
+    else:
+        version = repository.served().serving if repository.serving_dir() is not None else None
     if version is not None:
-        model = MatcherModel.load(version)
-        scorer = TritonPairScorer(w.triton_url, model, w.matcher_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
+        model = MatcherModel.load(repository.version_dir(version))
+        scorer = TritonPairScorer(
+            w.triton_url,
+            model,
+            w.matcher_model,
+            retry_max_s=w.retry_max_s,
+            on_retry=on_retry,
+            load_version=lambda v: MatcherModel.load(repository.version_dir(v)),
+            version=version,
+            pinned=bool(w.shadow_version),
+            refresh_s=w.matcher_refresh_s,
+            on_version=on_version,
+        )
         return scorer, model.thresholds
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
 
@@ -61,7 +113,100 @@ def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionL
     )
 
 
+def build_batch_resolver(
+    settings: Settings,
+    encoder: TextEncoder,
+    index: VectorIndex,
+    scorer: PairScorer,
+    policy: DecisionPolicy,
+    store: EntityStore,
+) -> BatchResolver:
+    """The resolver of one partition's state, as the worker runs it; ``resolver evaluate`` builds
+    its offline resolvers here too, so every setting the worker honours shapes evaluation."""
+    w = settings.worker
+    finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
+    corrector = Corrector(store, correction_limits(settings, policy.thresholds))
+    return BatchResolver(
+        encoder,
+        finder,
+        scorer,
+        policy,
+        store,
+        max_candidates=w.candidates_k,
+        corrector=corrector,
+        pipeline_chunk=w.pipeline_chunk,
+    )
+
+
+def build_milvus_index(
+    settings: Settings, collection: str | None = None, on_retry: Callable[[str], None] | None = None
+) -> MilvusVectorIndex:
+    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the name."""
+    w = settings.worker
+    return MilvusVectorIndex(
+        w.milvus_uri,
+        collection or w.milvus_collection,
+        TEXT_DIM,
+        token=w.milvus_token,
+        retry_max_s=w.retry_max_s,
+        on_retry=on_retry,
+        hnsw_ef=w.milvus_hnsw_ef,
+    )
+
+
+def build_offline_encoder(settings: Settings, cache_dir: Path) -> CachedTextEncoder:
+    """The worker's text model variant in-process (the precision its Triton model serves), with
+    embeddings cached on disk under that variant's version."""
+    precision = served_precision(settings.stack.triton_model_repository, settings.worker.text_model)
+
+    def load() -> Callable[[list[str]], np.ndarray]:
+        return MiniLMEncoder(threads=settings.stack.torch_threads * 2, precision=precision).encode
+
+    return CachedTextEncoder(cache_dir / "embeddings", text_model_version(precision), load)
+
+
+def build_offline_resolver(
+    settings: Settings,
+    encoder: CachedTextEncoder,
+    scorer: PairScorer,
+    thresholds: Thresholds,
+    index_kind: str = "exact",
+) -> OfflineResolver:
+    """Resolvers for ``resolver evaluate``: the worker's, over an exact in-memory index or a fresh
+    Milvus collection with the worker's index parameters (dropped after each order)."""
+    w = settings.worker
+    policy = DecisionPolicy(thresholds)
+
+    @asynccontextmanager
+    async def fresh() -> AsyncIterator[tuple[BatchResolver, EntityStore]]:
+        store = EntityStore({})
+        if index_kind == "exact":
+            yield build_batch_resolver(settings, encoder, InMemoryVectorIndex(TEXT_DIM), scorer, policy, store), store
+            return
+        index = build_milvus_index(settings, collection=f"eval_{uuid.uuid4().hex[:10]}")
+        try:
+            yield build_batch_resolver(settings, encoder, index, scorer, policy, store), store
+        finally:
+            await index.drop()
+
+    if index_kind not in ("exact", "milvus"):
+        raise ValueError(f"index must be exact or milvus, not {index_kind!r}")
+    limits = correction_limits(settings, thresholds)
+    description = {
+        "index": index_kind if index_kind == "exact" else f"milvus HNSW ef={w.milvus_hnsw_ef}",
+        "text_model": w.text_model,
+        "batch": w.batch_size,
+        "chunk": w.pipeline_chunk,
+        "k": w.candidates_k,
+        "title_cap": w.title_candidates_cap,
+        "corrections": f"conflict<={limits.conflict_threshold} max_entities={limits.max_entities} "
+        f"max_members={limits.max_members}",
+    }
+    return OfflineResolver(encoder, scorer, thresholds, w.batch_size, w.candidates_k, fresh, description)
+
+
 def build_worker(settings: Settings) -> Worker:
+    settings = as_shadow(settings)
     w = settings.worker
     metrics = ResolverMetrics()
     tracing = tracer_provider("content-resolver", w.otlp_endpoint)
@@ -73,32 +218,30 @@ def build_worker(settings: Settings) -> Worker:
         metrics.retries.labels(dependency).inc()
 
     encoder = TritonTextEncoder(w.triton_url, w.text_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
-    index = MilvusVectorIndex(
-        w.milvus_uri,
-        w.milvus_collection,
-        TEXT_DIM,
-        token=w.milvus_token,
-        retry_max_s=w.retry_max_s,
-        on_retry=on_retry,
-        hnsw_ef=w.milvus_hnsw_ef,
-    )
-    scorer, thresholds = build_scorer(settings, on_retry)
+    index = build_milvus_index(settings, on_retry=on_retry)
+    policies: list[DecisionPolicy] = []
+    lc = settings.lifecycle
+    drift = DriftMonitor(None, lc.drift_window_s, lc.drift_min_events, lc.drift_psi_threshold)
+    metrics.drift_threshold.set(lc.drift_psi_threshold)
+
+    def on_version(_version: int, model: MatcherModel) -> None:
+        # Decisions after a promotion use the thresholds trained with the version that scores
+        # them, and its inputs are compared with its own training reference.
+        for p in policies:
+            p.thresholds = model.thresholds
+        drift.use_reference(model.metadata.get("drift_reference"))
+
+    scorer, thresholds = build_scorer(settings, on_retry, on_version)
+    if isinstance(scorer, TritonPairScorer):
+        drift.use_reference(scorer.model.metadata.get("drift_reference"))
     policy = DecisionPolicy(thresholds)
+    policies.append(policy)
 
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
-        finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
-        corrector = Corrector(store, correction_limits(settings, thresholds))
-        resolver = BatchResolver(
-            encoder,
-            finder,
-            scorer,
-            policy,
-            store,
-            max_candidates=w.candidates_k,
-            corrector=corrector,
-            pipeline_chunk=w.pipeline_chunk,
+        resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store)
+        return EventBatchHandler(
+            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
         )
-        return EventBatchHandler(resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope)
 
     async def health() -> dict[str, Any]:
         triton = await encoder.ready()

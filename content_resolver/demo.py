@@ -9,6 +9,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from benchmarks.stats import percentile
 from deploy.stack import LocalStack
 from deploy.worker import WorkerProcess, stop_by_pid_file
 from settings import Settings
@@ -61,14 +62,6 @@ def reset_state(settings: Settings) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def collect_decisions(settings: Settings, event_ids: set[str], timeout_s: float) -> dict[str, dict]:

@@ -32,6 +32,11 @@ META_FILE = "matcher.json"
 class MatcherNet(nn.Module):
     """Standardised features -> MLP -> logits per relation, divided by a fitted temperature."""
 
+    # Registered buffers (saved with the weights), declared for the type checker.
+    mean: torch.Tensor
+    scale: torch.Tensor
+    temperature: torch.Tensor
+
     def __init__(self, n_features: int, hidden: int = 64) -> None:
         super().__init__()
         self.n_features = n_features
@@ -148,6 +153,10 @@ class LocalPairScorer:
     def __init__(self, model: MatcherModel) -> None:
         self._model = model
         self.model_version = model.version
+
+    @property
+    def model(self) -> MatcherModel:
+        return self._model
 
     async def score(self, pairs: list[PairInput]) -> list[PairScore]:
         return self.score_now(pairs)

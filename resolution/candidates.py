@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from resolution.model import Candidate
 
@@ -30,7 +31,7 @@ class IndexedRow:
     content_id: str
     entity_id: str
     work_id: str
-    vector: np.ndarray
+    vector: NDArray[np.float32]
     title_key: str
     isrc: str
     meta: dict[str, Any]
@@ -46,11 +47,13 @@ class IndexHit:
 class VectorIndex(Protocol):
     """A store of item vectors with metadata: Milvus in the stream, in memory for offline runs."""
 
-    async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]: ...
+    async def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]: ...
 
     async def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]: ...
 
-    async def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    async def lookup_titles(
+        self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int
+    ) -> list[list[IndexHit]]:
         """Per query: at most ``cap`` rows whose ``title_only_key`` equals the query's (none for
         ""), most similar first. One bounded request per batch."""
         ...
@@ -74,10 +77,10 @@ class InMemoryVectorIndex:
     def __len__(self) -> int:
         return len(self._rows)
 
-    async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+    async def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         return self.search_now(vectors, k)
 
-    def search_now(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+    def search_now(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         if not self._rows or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
         if self._dirty:
@@ -104,10 +107,14 @@ class InMemoryVectorIndex:
                 ids |= self._by_isrc.get(isrc, set())
         return [self._rows[c] for c in sorted(ids)]
 
-    async def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    async def lookup_titles(
+        self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int
+    ) -> list[list[IndexHit]]:
         return self.lookup_titles_now(vectors, title_only_keys, cap)
 
-    def lookup_titles_now(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    def lookup_titles_now(
+        self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int
+    ) -> list[list[IndexHit]]:
         out: list[list[IndexHit]] = []
         for vector, key in zip(vectors, title_only_keys, strict=True):
             ids = sorted(self._by_title_only.get(key, ())) if key and cap > 0 else []
@@ -175,14 +182,14 @@ class RecentWrites:
             del self._written[cid]
         self._index.remove(stale)
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+    def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         self._expire(self._clock())
         return self._index.search_now(vectors, k)
 
     def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]:
         return self._index.lookup_keys_now(title_keys, isrcs)
 
-    def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    def lookup_titles(self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
         return self._index.lookup_titles_now(vectors, title_only_keys, cap)
 
     def __len__(self) -> int:
@@ -207,7 +214,11 @@ class CandidateFinder:
         return self._title_cap
 
     async def prefetch(
-        self, vectors: np.ndarray, title_keys: list[str], isrcs: list[str], title_only_keys: list[str] | None = None
+        self,
+        vectors: NDArray[np.float32],
+        title_keys: list[str],
+        isrcs: list[str],
+        title_only_keys: list[str] | None = None,
     ) -> list[list[Candidate]]:
         """One ANN search, one key lookup and (with a title cap) one bounded title-only lookup for
         the whole batch (the expensive, remote part)."""
@@ -232,7 +243,7 @@ class CandidateFinder:
     def complete(
         self,
         prefetched: list[Candidate],
-        vector: np.ndarray,
+        vector: NDArray[np.float32],
         title_key: str,
         isrc: str,
         exclude: str,

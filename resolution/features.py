@@ -7,6 +7,7 @@ matcher always sees the same features it was trained on.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from rapidfuzz import fuzz
 
 from resolution.normalise import VERSION_TAGS, NormalisedItem, is_placeholder_title
@@ -247,5 +248,5 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
     }
 
 
-def feature_vector(signals: dict[str, float]) -> np.ndarray:
+def feature_vector(signals: dict[str, float]) -> NDArray[np.float32]:
     return np.array([signals[name] for name in FEATURE_NAMES], dtype=np.float32)

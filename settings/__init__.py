@@ -99,6 +99,10 @@ class WorkerSettings:
     max_artists: int = 50
     max_field_chars: int = 1000
     max_duration_ms: int = 6 * 3600 * 1000
+    # An event's release year outside [min_year, max_year] is absurd: dead-lettered. (Raw feeds'
+    # years are read within a narrower window: resolution/feed_values.py.)
+    min_year: int = 1800
+    max_year: int = 2100
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
     # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and
@@ -116,6 +120,12 @@ class WorkerSettings:
     text_model: str = "text_encoder_bf16"
     # The Triton matcher model; its trained thresholds replace merge/link_threshold when present.
     matcher_model: str = "matcher"
+    # How often the worker asks Triton which matcher version serves (promotions, rollbacks).
+    matcher_refresh_s: float = 2.0
+    # A shadow worker: resolves the same stream with this matcher version (loaded beside the
+    # serving one by `resolver shadow`), in its own consumer group, state, Milvus collection and
+    # topics (content_resolver.composition.as_shadow); 0: an ordinary worker.
+    shadow_version: int = 0
     milvus_uri: str = "http://127.0.0.1:19530"
     milvus_collection: str = "content_vectors"
     milvus_token: str = field(default="", repr=False)
@@ -142,10 +152,26 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class LifecycleSettings:
+    """Model lifecycle: the promotion gate (training/promotion.py) and drift (resolution/drift.py)."""
+
+    # A candidate serves only when its held-out overall F1 beats the serving one by this much...
+    promotion_margin: float = 0.002
+    # ...and no set / decision type loses more F1 than this.
+    promotion_tolerance: float = 0.01
+    # Drift: distributions of each window of decisions against the training reference.
+    drift_window_s: float = 60.0
+    drift_min_events: int = 200
+    # Population stability index above this raises the alarm (0.25 is the usual "major shift").
+    drift_psi_threshold: float = 0.25
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: StackSettings = field(default_factory=StackSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
     def table_dir(self) -> Path:
         """One worker's local table store; a folder per web port, because two workers on one
@@ -170,6 +196,7 @@ class Settings:
             stack=_section(StackSettings, "RESOLVER_STACK_", env),
             kafka=_section(KafkaSettings, "RESOLVER_KAFKA_", env),
             worker=worker,
+            lifecycle=_section(LifecycleSettings, "RESOLVER_LIFECYCLE_", env),
         )
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
-from resolution.corrections import VERDICTS, Feedback
+from resolution.drift import DriftMonitor, decision_signals
+from resolution.feedback import VERDICTS, Feedback
 from resolution.model import ContentItem, Decision
 from resolution.resolver import BatchResolver
 from streams.metrics import ResolverMetrics
@@ -128,8 +129,10 @@ class EventBatchHandler:
         tracer: Tracer,
         metrics: ResolverMetrics,
         scope: EventScope | None = None,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self._scope = scope
+        self._drift = drift
         self._resolver = resolver
         self._validator = validator
         self._schemas = schemas
@@ -225,17 +228,21 @@ class EventBatchHandler:
             m.decisions.labels(decision.action.value).inc()
             top = max((c.score for c in decision.candidates), default=0.0)
             m.score.labels(decision.action.value).observe(top)
+        if self._drift is not None and result.decisions:
+            closed = self._drift.observe([decision_signals(d) for d in result.decisions], time.monotonic())
+            if closed is not None:
+                m.observe_drift(closed)
 
         produce_start = time.time_ns()
         offsets = await send(out)
         produce_end = time.time_ns()
         m.stage_seconds.labels("produce").observe((produce_end - produce_start) / 1e9)
-        for record in out:
-            m.events_out.labels("decision" if record.topic == self._topics.decisions else "dead_letter").inc()
+        for sent in out:
+            m.events_out.labels("decision" if sent.topic == self._topics.decisions else "dead_letter").inc()
         ends: dict[int, int] = {}
-        for record, offset in zip(out, offsets, strict=True):
-            if record.topic == self._topics.decisions:
-                ends[record.partition] = max(ends.get(record.partition, 0), offset + 1)
+        for sent, offset in zip(out, offsets, strict=True):
+            if sent.topic == self._topics.decisions:
+                ends[sent.partition] = max(ends.get(sent.partition, 0), offset + 1)
         now_ms = time.time() * 1000
         for span, ctx, decision in spans:
             self._tracer.start_span("produce", context=ctx, start_time=produce_start).end(end_time=produce_end)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from benchmarks.encoder import served_precision
 from benchmarks.stats import (
     histogram_totals,
     latency_summary,
@@ -21,7 +20,7 @@ from benchmarks.stats import (
     rate_over_time,
     ratio,
 )
-from inference.text_encoder import EmbeddingCache, text_model_version
+from inference.text_encoder import EmbeddingCache, served_precision, text_model_version
 from streams.metrics import ResolverMetrics
 
 
