@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 import numpy as np
 
-from evaluation.evaluate import EvaluationResult
+from evaluation.cluster_scoring import EvaluationResult
 from evaluation.metrics import precision_recall_curve
 
 

@@ -262,15 +262,18 @@ class BatchResolver:
         up to ``max_candidates``."""
         batch_sims = vectors @ vectors.T
         title_cap = self._finder.title_cap
+        completed = self._finder.complete_all(
+            prefetched,
+            vectors,
+            [n.title_key for n in norms],
+            [n.isrc or "" for n in norms],
+            [n.content_id for n in norms],
+            [n.title_only_key if title_cap > 0 else "" for n in norms],
+        )
         out: list[list[Candidate]] = []
         for i, norm in enumerate(norms):
             title_only = norm.title_only_key if title_cap > 0 else ""
-            found = {
-                c.content_id: c
-                for c in self._finder.complete(
-                    prefetched[i], vectors[i], norm.title_key, norm.isrc or "", norm.content_id, title_only
-                )
-            }
+            found = {c.content_id: c for c in completed[i]}
             earlier = sorted(range(i), key=lambda j: -batch_sims[i, j])
             for j in earlier:
                 other = norms[j]

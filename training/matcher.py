@@ -285,10 +285,10 @@ def stream_link_threshold(
     import asyncio
     import random
 
-    from evaluation.evaluate import ResolverConfig, stream_through_resolver
     from evaluation.metrics import pairwise_prf
     from evaluation.pair_examples import cluster_key
     from evaluation.splits import cluster_portion
+    from evaluation.streaming import ResolverConfig, stream_through_resolver
 
     curves: dict[str, list[float]] = {}
     for ds in datasets:
@@ -336,8 +336,8 @@ def drift_reference(
     import asyncio
     import random
 
-    from evaluation.evaluate import ResolverConfig, stream_through_resolver
     from evaluation.pair_examples import cluster_key
+    from evaluation.streaming import ResolverConfig, stream_through_resolver
     from resolution.drift import decision_signals, reference_from
 
     observations: list[dict[str, float]] = []

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex
 from resolution.corrections import CorrectionLimits
-from resolution.entities import EntityStore, rebuild_state, state_differences
+from resolution.entities import EntityStore, cluster_rows, rebuild_state, state_differences
 from resolution.feedback import Feedback
 from resolution.matcher import RuleScorer
 from resolution.model import Action, ContentItem, Decision
@@ -181,6 +181,21 @@ def test_must_link_between_entities_merges_them_with_a_pointer() -> None:
     assert off.store.resolve_id(retired) == survivor
     assert off.store.describe(retired)["retired_into"] == survivor
     assert_replays(off)
+
+
+def test_exported_clusters_replay_the_topic_with_corrections_applied() -> None:
+    """``resolver export --clusters``: from the decisions records alone, after an entity merge,
+    both items name the survivor (not the retired id their first decision carried)."""
+    off = Offline()
+    off.run([song("e1", "A", title="Quiet Harbour Lights", artist="Marla Quinn")])
+    off.run([song("e2", "B", title="Harbour Lights (Quiet)", artist="M. Quinn", duration_s=300)])
+    off.run([song("e3", "C", title="Neon Rain", artist="Owen Vale")])
+    off.run([], [fb("f1", "B", "A", "same")])
+    rows = cluster_rows(rebuild_state(off.records()))
+    survivor = off.entity_of("A")
+    assert [(c, e) for c, e, _w in rows] == [("A", survivor), ("B", survivor), ("C", off.entity_of("C"))]
+    assert survivor != off.entity_of("C")
+    assert {w for c, _e, w in rows if c in "AB"} == {off.store.work_of(survivor)}
 
 
 # --- the property ----------------------------------------------------------------------------
