@@ -132,8 +132,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
     config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s, w.title_candidates_cap)
+    if args.ablation:
+        return _media_ablation(args, scorer, thresholds, config)
+    modalities = {"text": frozenset(), "text+audio": frozenset({"audio"}), "text+image": frozenset({"image"})}.get(
+        args.media, frozenset({"audio", "image"})
+    )
     results = evaluate_command(
-        Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles
+        Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles, modalities
     )
     for result in results:
         print("\n".join(summary_lines(result.metrics)))
@@ -142,6 +147,32 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if args.report:
         write_report(Path(args.report), results)
+    return 0
+
+
+def _media_ablation(args: argparse.Namespace, scorer: object, thresholds: object, config: object) -> int:
+    """The same dataset resolved on text only, text + audio, text + image, and all."""
+    from evaluation.evaluate import evaluate_command
+
+    rows = {}
+    for name, modalities in (
+        ("text", frozenset()),
+        ("text+audio", frozenset({"audio"})),
+        ("text+image", frozenset({"image"})),
+        ("all", frozenset({"audio", "image"})),
+    ):
+        result = evaluate_command(
+            Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles, modalities
+        )[0].metrics  # type: ignore[arg-type]
+        rows[name] = {k: result[k] for k in ("pairwise", "bcubed", "work_pairwise") if k in result}
+        pw = result["pairwise"]
+        work = result.get("work_pairwise", {}).get("f1", float("nan"))
+        print(
+            f"{name:11s} pairwise P {pw['precision']:.4f} R {pw['recall']:.4f} F1 {pw['f1']:.4f}; "
+            f"b-cubed F1 {result['bcubed']['f1']:.4f}; work F1 {work:.4f}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
@@ -329,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="a matcher model version folder (default: the shipped triton_models/matcher)")
     s.add_argument("--split", default="valid", choices=["train", "valid", "test", "all"])
     s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
+    s.add_argument(
+        "--media",
+        default="all",
+        choices=["text", "text+audio", "text+image", "all"],
+        help="evidence used where records carry audio_ref / image_ref (default all)",
+    )
+    s.add_argument("--ablation", action="store_true", help="run text, text+audio, text+image and all; print each")
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
     s.set_defaults(fn=cmd_evaluate)

@@ -12,10 +12,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from inference.matcher_model import MatcherModel, latest_version_dir
 from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
+from media.loading import MediaLimits
+from media.reader import MediaEvidenceReader
 from resolution.candidates import CandidateFinder
 from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
 from resolution.matcher import PairScorer, RuleScorer
+from resolution.media_evidence import MediaMemory
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver
 from settings import Settings
@@ -46,6 +49,20 @@ def build_scorer(settings: Settings, on_retry: Callable[[str], None] | None = No
         scorer = TritonPairScorer(w.triton_url, model, w.matcher_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
         return scorer, model.thresholds
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
+
+
+def build_media_reader(settings: Settings) -> MediaEvidenceReader | None:
+    w = settings.worker
+    if not w.media_evidence:
+        return None
+    limits = MediaLimits(
+        max_bytes=w.media_max_bytes,
+        max_duration_s=w.media_max_seconds,
+        audio_seconds=w.media_audio_seconds,
+        max_pixels=w.media_max_pixels,
+        timeout_s=w.media_timeout_s,
+    )
+    return MediaEvidenceReader(limits, concurrency=w.media_concurrency)
 
 
 def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionLimits:
@@ -85,6 +102,8 @@ def build_worker(settings: Settings) -> Worker:
     scorer, thresholds = build_scorer(settings, on_retry)
     policy = DecisionPolicy(thresholds)
 
+    media = build_media_reader(settings)
+
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
         finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
         corrector = Corrector(store, correction_limits(settings, thresholds))
@@ -97,6 +116,9 @@ def build_worker(settings: Settings) -> Worker:
             max_candidates=w.candidates_k,
             corrector=corrector,
             pipeline_chunk=w.pipeline_chunk,
+            media=media,
+            media_memory=MediaMemory(w.media_memory_items),
+            media_candidates=w.media_candidates,
         )
         return EventBatchHandler(resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope)
 

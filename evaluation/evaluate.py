@@ -36,6 +36,7 @@ from inference.text_encoder import TEXT_DIM
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex
 from resolution.entities import EntityStore
 from resolution.matcher import PairInput, PairScorer
+from resolution.media_evidence import MediaReader
 from resolution.model import Action, ContentItem, Decision
 from resolution.normalise import NormalisedItem, normalise
 from resolution.policy import DecisionPolicy, Thresholds
@@ -100,6 +101,7 @@ async def stream_through_resolver(
     config: ResolverConfig,
     progress: bool = True,
     label: str = "stream",
+    media: MediaReader | None = None,
 ) -> StreamOutcome:
     """Resolve ``items`` in this order, in worker-sized batches, with fresh offline state."""
     table: dict[str, Any] = {}
@@ -112,7 +114,7 @@ async def stream_through_resolver(
         config.title_candidates_cap,
     )
     resolver = BatchResolver(
-        encoder, finder, scorer, DecisionPolicy(thresholds), store, max_candidates=config.candidates_k
+        encoder, finder, scorer, DecisionPolicy(thresholds), store, max_candidates=config.candidates_k, media=media
     )
     decisions: dict[str, Decision] = {}
     started = time.perf_counter()
@@ -325,6 +327,7 @@ async def evaluate_clusters(
     shuffles: int = 3,
     progress: bool = True,
     at_once: bool = True,
+    media: MediaReader | None = None,
 ) -> EvaluationResult:
     assert ds.truth is not None
     truth = ds.truth
@@ -340,7 +343,7 @@ async def evaluate_clusters(
         order = list(items)
         random.Random(seed).shuffle(order)
         outcome = await stream_through_resolver(
-            order, encoder, scorer, thresholds, config, progress, label=f"order {seed + 1}/{shuffles}"
+            order, encoder, scorer, thresholds, config, progress, label=f"order {seed + 1}/{shuffles}", media=media
         )
         runs.append({"seed": seed, **stream_quality(outcome, truth, with_work)})
         if details is None:
@@ -489,13 +492,16 @@ async def evaluate_dataset(
     config: ResolverConfig,
     shuffles: int = 3,
     progress: bool = True,
+    media: MediaReader | None = None,
 ) -> list[EvaluationResult]:
     results = []
     if ds.pairs is not None:
         results.append(await evaluate_pairs(ds, split, encoder, scorer, thresholds, progress))
     if ds.truth is not None and ds.pairs is None:
         results.append(
-            await evaluate_clusters(ds, split, encoder, scorer, thresholds, config, shuffles, progress=progress)
+            await evaluate_clusters(
+                ds, split, encoder, scorer, thresholds, config, shuffles, progress=progress, media=media
+            )
         )
     if not results:
         raise ValueError(f"{ds.path}: neither pairs.csv nor truth.csv")
@@ -543,8 +549,10 @@ def evaluate_command(
     config: ResolverConfig,
     cache_dir: Path,
     shuffles: int = 3,
+    modalities: frozenset[str] = frozenset({"audio", "image"}),
 ) -> list[EvaluationResult]:
-    """What ``resolver evaluate`` runs for one dataset folder."""
+    """What ``resolver evaluate`` runs for one dataset folder. Records that carry ``audio_ref`` /
+    ``image_ref`` are resolved with the media evidence of ``modalities`` (empty: text only)."""
     import asyncio
 
     from evaluation.datasets import load_dataset
@@ -552,4 +560,9 @@ def evaluate_command(
 
     ds = load_dataset(Path(dataset_dir))
     encoder = minilm_cache(cache_dir)
-    return asyncio.run(evaluate_dataset(ds, split, encoder, scorer, thresholds, config, shuffles))
+    media = None
+    if modalities and any(i.audio_ref or i.image_ref for i in ds.items):
+        from media.reader import MediaEvidenceReader
+
+        media = MediaEvidenceReader(modalities=modalities)
+    return asyncio.run(evaluate_dataset(ds, split, encoder, scorer, thresholds, config, shuffles, media=media))

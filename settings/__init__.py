@@ -83,6 +83,17 @@ class WorkerSettings:
     max_artists: int = 50
     max_field_chars: int = 1000
     max_duration_ms: int = 6 * 3600 * 1000
+    # Audio and image evidence (media/, docs/media.md): an event's audio_ref / image_ref read within
+    # these bounds; a file refused or broken is named in the decision and the item resolved on text.
+    media_evidence: bool = True
+    media_max_bytes: int = 512 << 20
+    media_max_seconds: float = 4 * 3600.0  # declared length; longer is refused
+    media_audio_seconds: float = 120.0  # decoded from the start, at most
+    media_max_pixels: int = 50_000_000
+    media_timeout_s: float = 20.0  # per ffprobe / ffmpeg / fpcalc call
+    media_concurrency: int = 2  # files read at once
+    media_memory_items: int = 20_000  # items whose evidence is kept for comparisons
+    media_candidates: int = 3  # items found by sound per item, whatever their titles
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
     # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and
