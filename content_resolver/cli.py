@@ -32,7 +32,7 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from deploy.stack import LocalStack, StackError
     from streams.kafka import ensure_topics
 
-    stack = LocalStack(settings.stack)
+    stack = LocalStack(settings.stack, milvus_token=settings.worker.milvus_token)
     try:
         if args.action == "fetch":
             stack.fetch()
@@ -246,7 +246,8 @@ def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
         import urllib.error
 
         try:
-            record = fetch_json(f"{args.worker_url or worker_url(settings)}/entity/{args.entity_id}")
+            url = f"{args.worker_url or worker_url(settings)}/entity/{args.entity_id}"
+            record = fetch_json(url, token=settings.worker.web_token)
         except urllib.error.HTTPError as exc:
             record = None if exc.code == 404 else {"error": str(exc)}
     if record is None:
@@ -439,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("RESOLVER_LOGLEVEL", "WARNING"))
     args = build_parser().parse_args(argv)
+    from deploy.milvus_credentials import export_local_milvus_token
+
+    # Into the environment, so that workers and tools started from here inherit it.
+    export_local_milvus_token(os.environ)
     settings = Settings.from_env()
     return int(args.fn(args, settings) or 0)
 

@@ -108,7 +108,7 @@ def run_demo(settings: Settings, reset: bool = True) -> int:
     from telemetry import tracer_provider
 
     started = time.monotonic()
-    stack = LocalStack(settings.stack)
+    stack = LocalStack(settings.stack, milvus_token=settings.worker.milvus_token)
     if reset and stack.discard_milvus_data():
         print("[demo] starting Milvus from an empty data folder (the demo drops its collection anyway)")
     stack.up()

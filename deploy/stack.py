@@ -24,9 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from settings import REPO_ROOT, StackSettings
+from deploy.milvus_credentials import DEFAULT_ROOT_PASSWORD, ROOT_USER, MilvusRootPassword
+from settings import REPO_ROOT, SECRET_ENVIRONMENT, StackSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parent
+
+# The Milvus components whose registered address milvus.yaml sets (each has an `ip:` key).
+MILVUS_COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
+# Milvus' "user hasn't authenticated" / auth failure code, as pymilvus reports it.
+MILVUS_AUTH_ERROR_CODE = 1800
 
 
 class StackError(RuntimeError):
@@ -69,13 +75,17 @@ def say(message: str) -> None:
 
 
 class LocalStack:
-    def __init__(self, settings: StackSettings, python: str = sys.executable) -> None:
+    def __init__(self, settings: StackSettings, python: str = sys.executable, milvus_token: str = "") -> None:
+        """``milvus_token``: the resolver's MILVUS_TOKEN, when it is not this installation's own."""
         self.s = settings
         self.python = python
         self.state = settings.state_dir
         self.cache = settings.cache_dir
         self.logs = self.state / "logs"
         self.pids = self.state / "pids"
+        self.milvus_password = MilvusRootPassword(settings)
+        self._milvus_token = milvus_token
+        self.milvus_refusal = ""  # why Milvus refused our credentials, for the error that follows
         self.services = [self._kafka(), self._milvus(), self._jaeger(), self._triton()]
 
     # ---- public verbs -------------------------------------------------------------------
@@ -105,7 +115,8 @@ class LocalStack:
                 say(f"{svc.name}: answering on 127.0.0.1:{svc.port}, not started here; using it")
                 continue
             if port_open(svc.port):
-                raise StackError(svc.name, f"port {svc.port} is taken by another process", self._log(svc))
+                taken = self.milvus_refusal if svc.name == "milvus" and self.milvus_refusal else ""
+                raise StackError(svc.name, taken or f"port {svc.port} is taken by another process", self._log(svc))
             self._start(svc)
         for svc in chosen:
             self._wait(svc)
@@ -196,7 +207,8 @@ class LocalStack:
     def _start(self, svc: Service) -> None:
         svc.prepare()
         log = open(self._log(svc), "ab")  # noqa: SIM115 - handed to the child
-        env = {**os.environ, **svc.env()}
+        inherited = {k: v for k, v in os.environ.items() if k not in SECRET_ENVIRONMENT}
+        env = {**inherited, **svc.env()}
         say(f"{svc.name}: starting on 127.0.0.1:{svc.port}")
         proc = subprocess.Popen(
             svc.command(),
@@ -224,7 +236,9 @@ class LocalStack:
         # Do not leave a half-started service behind: the next `up` would start a second one.
         self.stop(svc.name)
         hint = ""
-        if svc.name == "milvus":
+        if svc.name == "milvus" and self.milvus_refusal:
+            hint = f"; {self.milvus_refusal}"
+        elif svc.name == "milvus":
             hint = (
                 "; a Milvus Lite that was killed can spend minutes recovering stale etcd sessions:"
                 " `resolver stack up --fresh-milvus` starts it from an empty data folder"
@@ -324,19 +338,104 @@ class LocalStack:
 
     # ---- Milvus -------------------------------------------------------------------------
 
+    def _milvus_data(self) -> Path:
+        return self.state / "milvus"
+
+    def _milvus_etcd_config(self) -> Path:
+        return self._milvus_data() / "configs" / "embed-etcd.yaml"
+
+    def _milvus_prepare(self) -> None:
+        for port in (self.s.milvus_etcd_port, self.s.milvus_etcd_peer_port):
+            if port_open(port):
+                # milvus-server would pick the next free port for the client side only, and
+                # Milvus would then talk to the other installation's etcd.
+                raise StackError(
+                    "milvus", f"etcd port {port} is taken (another Milvus?)", self._log(self._service("milvus"))
+                )
+        self._milvus_etcd_config().parent.mkdir(parents=True, exist_ok=True)
+        # Milvus reads etcd.config.path (here from ETCD_CONFIG_PATH) for its embedded etcd; the
+        # names and "localhost" match etcd's defaults, so a data folder made without this file
+        # keeps its member identity.
+        client = f"http://localhost:{self.s.milvus_etcd_port}"
+        peer = f"http://localhost:{self.s.milvus_etcd_peer_port}"
+        self._milvus_etcd_config().write_text(
+            "\n".join(
+                [
+                    "name: default",
+                    f"listen-client-urls: {client}",
+                    f"advertise-client-urls: {client}",
+                    f"listen-peer-urls: {peer}",
+                    f"initial-advertise-peer-urls: {peer}",
+                    f"initial-cluster: default={peer}",
+                    "",
+                ]
+            )
+        )
+        self.milvus_password.read_or_create()
+
+    def _milvus_command(self) -> list[str]:
+        exe = Path(self.python).parent / "milvus-server"
+        cmd = [
+            str(exe),
+            "--data",
+            str(self._milvus_data()),
+            "--proxy-port",
+            str(self.s.milvus_port),
+            "--etcd-port",
+            str(self.s.milvus_etcd_port),
+            # Any non-empty value reads as true (argparse bool); "true" for whoever reads this.
+            "--authorization-enabled",
+            "true",
+        ]
+        # Where each component registers itself, so that Milvus' own traffic stays on loopback.
+        # Milvus 2.3 still listens on every interface whatever this says (README, "Milvus").
+        for component in MILVUS_COMPONENTS:
+            cmd += ["--extra-config", f"{component}.ip=127.0.0.1"]
+        return cmd
+
+    def _milvus_ready(self) -> bool:
+        if not port_open(self.s.milvus_port):
+            return False
+        uri = f"http://127.0.0.1:{self.s.milvus_port}"
+        own = self.milvus_password.token()
+        token = self._milvus_token or own
+        answer = _milvus_login(uri, token)
+        if answer != "refused":
+            self.milvus_refusal = ""
+            return answer == "ok"
+        if token != own:
+            self.milvus_refusal = f"Milvus on port {self.s.milvus_port} refuses the MILVUS_TOKEN given"
+            return False
+        # A new data folder: root still has Milvus' default password. Replace it before
+        # reporting ready, so nothing ever works with the default.
+        if _milvus_login(uri, f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}") != "ok":
+            # Not fatal at once: a proxy that is still loading its credentials refuses too.
+            self.milvus_refusal = (
+                f"Milvus on port {self.s.milvus_port} refuses the root password in {self.milvus_password.path}"
+                " (and the default one): it was started by another installation (give its token as"
+                " MILVUS_TOKEN), or the password file was replaced (`resolver stack up --fresh-milvus`"
+                " starts from an empty data folder)"
+            )
+            return False
+        self.milvus_refusal = ""
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=uri, token=f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}", timeout=10)
+        try:
+            client.update_password(ROOT_USER, DEFAULT_ROOT_PASSWORD, self.milvus_password.read_or_create())
+        finally:
+            client.close()
+        say(f"milvus: root password replaced by the one in {self.milvus_password.path}")
+        return _milvus_login(uri, token) == "ok"
+
     def _milvus(self) -> Service:
-        data = self.state / "milvus"
-
-        def command() -> list[str]:
-            exe = Path(self.python).parent / "milvus-server"
-            return [str(exe), "--data", str(data), "--proxy-port", str(self.s.milvus_port)]
-
         return Service(
             name="milvus",
             port=self.s.milvus_port,
-            command=command,
-            prepare=lambda: data.mkdir(parents=True, exist_ok=True),
-            ready=lambda: port_open(self.s.milvus_port) and _milvus_answers(self.s.milvus_port),
+            command=self._milvus_command,
+            prepare=self._milvus_prepare,
+            env=lambda: {"ETCD_CONFIG_PATH": str(self._milvus_etcd_config())},
+            ready=self._milvus_ready,
             # Its graceful stop can hang for minutes; it recovers from a kill (WAL in its data dir).
             stop_grace_s=10.0,
         )
@@ -517,15 +616,26 @@ class LocalStack:
         )
 
 
-def _milvus_answers(port: int) -> bool:
-    # Its health port moves when 9091 is taken, so ask the API itself.
-    try:
-        from pymilvus import MilvusClient
+def _milvus_login(uri: str, token: str) -> str:
+    """Says "ok", "refused" (Milvus' authentication error) or "down" (anything else: still starting)."""
+    import grpc
+    from pymilvus import MilvusClient, MilvusException
 
-        MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=3).list_collections()
-        return True
+    try:
+        client = MilvusClient(uri=uri, token=token, timeout=3)
+    except grpc.RpcError as exc:
+        return "refused" if exc.code() == grpc.StatusCode.UNAUTHENTICATED else "down"
+    except MilvusException as exc:
+        return "refused" if exc.code == MILVUS_AUTH_ERROR_CODE else "down"
     except Exception:
-        return False
+        return "down"
+    try:
+        client.list_collections()
+        return "ok"
+    except Exception:
+        return "down"
+    finally:
+        client.close()
 
 
 def _group_alive(pgid: int) -> bool:

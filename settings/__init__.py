@@ -12,6 +12,14 @@ from typing import Any, get_type_hints
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Variables that hold secrets: never handed to the services the stack starts, never printed.
+SECRET_ENVIRONMENT = (
+    "MILVUS_TOKEN",
+    "RESOLVER_WORKER_MILVUS_TOKEN",
+    "RESOLVER_WORKER_WEB_TOKEN",
+    "RESOLVER_KAFKA_SASL_PASSWORD",
+)
+
 
 def _default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "content-resolver"
@@ -36,6 +44,10 @@ class StackSettings:
     triton_models: str = "text_encoder_bf16,matcher"
     torch_threads: int = 1
     milvus_port: int = 19530
+    # The embedded etcd's client and peer ports (loopback): other values let a second Milvus
+    # Lite run beside this one, with its own state_dir and milvus_port.
+    milvus_etcd_port: int = 2379
+    milvus_etcd_peer_port: int = 2380
     jaeger_version: str = "v1.76.0"
     jaeger_otlp_grpc_port: int = 4317
     jaeger_otlp_http_port: int = 4318
@@ -59,7 +71,7 @@ class KafkaSettings:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
     sasl_username: str = ""
-    sasl_password: str = ""
+    sasl_password: str = field(default="", repr=False)
     ssl_cafile: str = ""
     # Folders (os.pathsep-separated) of further writer schemas, *.avsc, that readers accept beside
     # the released ones in streams/schemas/released: a producer's schema not released here yet.
@@ -73,7 +85,11 @@ class KafkaSettings:
 @dataclass(frozen=True)
 class WorkerSettings:
     app_id: str = "content-resolver"
+    # The web views listen on loopback; any other address (a Prometheus elsewhere scraping
+    # /metrics) makes /state and /entity ask for web_token as a bearer token.
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
+    web_token: str = field(default="", repr=False)
     batch_size: int = 64
     batch_window_s: float = 0.05
     # A batch is resolved in chunks of this many events; the next chunk is embedded (in Triton)
@@ -113,7 +129,7 @@ class WorkerSettings:
     matcher_model: str = "matcher"
     milvus_uri: str = "http://127.0.0.1:19530"
     milvus_collection: str = "content_vectors"
-    milvus_token: str = ""
+    milvus_token: str = field(default="", repr=False)
     # HNSW search breadth: recall@10 0.96 at 20k-100k entities, 0.90 at 500k (docs/performance.md).
     milvus_hnsw_ef: int = 64
     recent_window_s: float = 10.0

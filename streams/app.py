@@ -29,6 +29,7 @@ from streams.metrics import ResolverMetrics
 from streams.recovery import DecisionLogCatchUp, OffsetGaps, ProgressWatch, group_lag, marker_key
 from streams.state import StagedTable
 from streams.topics import Schemas
+from streams.web_access import WebAccess, client_host
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def create_app(
     k = settings.kafka
     w = settings.worker
     names = topic_names(k)
+    access = WebAccess(w.web_host, w.web_token)  # refuses to expose the entity views without a token
     app = faust.App(
         w.app_id,
         broker=[f"kafka://{server}" for server in k.bootstrap_servers.split(",")],
@@ -120,8 +122,8 @@ def create_app(
         topic_partitions=k.partitions,
         topic_replication_factor=1,
         table_standby_replicas=0,
-        web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_host=client_host(w.web_host),
+        web_bind=w.web_host,
         web_port=w.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
@@ -346,6 +348,8 @@ def create_app(
         """The whole entity state of this worker (for audits and the replay check); not for hot paths."""
 
         async def get(self, request: Request) -> Response:
+            if not access.allows(request.headers.get("Authorization")):
+                return _unauthorized(self)
             body = {str(key): value for key, value in table.items() if not str(key).startswith("o:")}
             return self.json(body)
 
@@ -361,6 +365,8 @@ def create_app(
     @app.page("/entity/{entity_id}")
     class Entity(View):
         async def get(self, request: Request, entity_id: str) -> Response:
+            if not access.allows(request.headers.get("Authorization")):
+                return _unauthorized(self)
             store = EntityStore(table)
             record = store.describe(entity_id)
             if record is None:
@@ -368,3 +374,11 @@ def create_app(
             return self.text(json.dumps(record, indent=2), content_type="application/json")
 
     return app
+
+
+def _unauthorized(view: View) -> Response:
+    return view.json(
+        {"error": "this view asks for the worker's web token (Authorization: Bearer ...)"},
+        status=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )

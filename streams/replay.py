@@ -12,6 +12,7 @@ from resolution.entities import rebuild_state, state_differences
 from settings import Settings
 from streams.kafka import read_topic
 from streams.topics import Schemas
+from streams.web_access import bearer_headers, client_host
 
 
 def decision_records(settings: Settings) -> list[dict[str, Any]]:
@@ -20,11 +21,13 @@ def decision_records(settings: Settings) -> list[dict[str, Any]]:
 
 
 def worker_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.worker.web_port}"
+    return f"http://{client_host(settings.worker.web_host)}:{settings.worker.web_port}"
 
 
-def fetch_json(url: str, timeout_s: float = 30.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+def fetch_json(url: str, timeout_s: float = 30.0, token: str = "") -> Any:
+    """GETs a worker view; ``token`` is the worker's web token for the entity views, if it asks."""
+    request = urllib.request.Request(url, headers=bearer_headers(token))
+    with urllib.request.urlopen(request, timeout=timeout_s) as resp:
         return json.load(resp)
 
 
@@ -41,7 +44,7 @@ class RebuildReport:
 def rebuild_and_compare(settings: Settings, url: str | None = None) -> RebuildReport:
     records = decision_records(settings)
     rebuilt = rebuild_state(records)
-    live = fetch_json(f"{url or worker_url(settings)}/state")
+    live = fetch_json(f"{url or worker_url(settings)}/state", token=settings.worker.web_token)
     differing, examples = state_differences(live, rebuilt)
     entities = sum(1 for k, v in rebuilt.items() if k.startswith("e:") and v["members"])
     return RebuildReport(len(records), len(rebuilt), len(live), entities, differing, examples)

@@ -18,6 +18,10 @@ from tests.workers import drop_namespace, isolated_settings, worker_process
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
+    from deploy.milvus_credentials import export_local_milvus_token
+
+    # As the command line does: the local Milvus' token reaches every worker this session starts.
+    export_local_milvus_token(os.environ)
     return Settings.from_env()
 
 
@@ -26,7 +30,7 @@ def stack(base_settings: Settings) -> Iterator[Settings]:
     from deploy.stack import LocalStack
     from streams.kafka import ensure_topics
 
-    local = LocalStack(base_settings.stack)
+    local = LocalStack(base_settings.stack, milvus_token=base_settings.worker.milvus_token)
     before = {name: line.startswith("up") for name, line in local.status().items()}
     local.up()
     ensure_topics(base_settings.kafka)

@@ -113,7 +113,7 @@ def outage_under_load(
 
 
 def test_triton_stopped_for_30s_under_load(worker: WorkerProcess) -> None:
-    stack = LocalStack(worker.settings.stack)
+    stack = LocalStack(worker.settings.stack, milvus_token=worker.settings.worker.milvus_token)
     outage_under_load(worker, "triton", lambda: stack.stop("triton"), lambda: stack.start("triton"))
 
 
