@@ -61,10 +61,14 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
-    from content_resolver.composition import build_worker
+    from content_resolver.composition import as_shadow, build_worker
     from streams.kafka import ensure_topics
 
-    ensure_topics(settings.kafka)
+    if args.shadow:
+        from dataclasses import replace
+
+        settings = replace(settings, worker=replace(settings.worker, shadow_version=args.shadow))
+    ensure_topics(as_shadow(settings).kafka)
     worker = build_worker(settings)
     try:
         faust.Worker(worker.app, loglevel=args.loglevel).execute_from_commandline()
@@ -118,13 +122,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from evaluation.evaluate import ResolverConfig, evaluate_command, summary_lines
     from evaluation.report import write_report
-    from inference.matcher_model import latest_version_dir, load_local_scorer
+    from inference.matcher_model import load_local_scorer
+    from inference.model_repository import ModelRepository
     from resolution.matcher import RuleScorer
     from resolution.policy import Thresholds
 
     w = settings.worker
     model_dir = (
-        Path(args.model) if args.model else latest_version_dir(settings.stack.triton_model_repository / "matcher")
+        Path(args.model)
+        if args.model
+        else ModelRepository(settings.stack.triton_model_repository, w.matcher_model).serving_dir()
     )
     loaded = load_local_scorer(model_dir)
     if args.model and loaded is None:
@@ -140,8 +147,19 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     results = evaluate_command(
         Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles, modalities
     )
+    reference = loaded[0].model.metadata.get("drift_reference") if loaded else None
     for result in results:
+        if reference and result.drift_observations:
+            from resolution.drift import compare
+
+            drift = compare(result.drift_observations, reference, settings.lifecycle.drift_psi_threshold)
+            result.metrics["drift"] = drift.to_dict()
         print("\n".join(summary_lines(result.metrics)))
+        if "drift" in result.metrics:
+            d = result.metrics["drift"]
+            psi = ", ".join(f"{k} {v:.3f}" for k, v in d["psi"].items())
+            alarms = d["alarms"] or "none"
+            print(f"drift vs training reference: PSI {psi} (threshold {d['threshold']}); alarms {alarms}")
     metrics = results[0].metrics if len(results) == 1 else [r.metrics for r in results]
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -176,14 +194,215 @@ def _media_ablation(args: argparse.Namespace, scorer: object, thresholds: object
     return 0
 
 
+def _replayed_feedback(settings: Settings):  # type: ignore[no-untyped-def]
+    from streams.feedback import replay_feedback
+    from streams.topics import Schemas
+
+    replay = replay_feedback(settings.kafka, Schemas.load())
+    found = len(replay.items)
+    print(
+        f"[feedback] {len(replay.feedback)} verdicts on {settings.kafka.feedback_topic} ({replay.invalid} invalid); "
+        f"{found} named items found on {settings.kafka.content_topic}, "
+        f"{len(replay.evidence)} pairs in the evidence of {settings.kafka.decisions_topic}"
+    )
+    return replay
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from inference.model_repository import ModelRepository
     from training.matcher import TrainConfig, train_command
 
-    model = train_command(
-        [Path(d) for d in args.dataset], Path(args.out), REPO_ROOT / ".cache", TrainConfig(seed=args.seed)
+    config = TrainConfig(
+        seed=args.seed,
+        **{k: v for k, v in (("epochs", args.epochs), ("hidden", args.hidden)) if v is not None},
+        **({"sample_songs": args.sample_songs} if args.sample_songs is not None else {}),
     )
+    feedback = _replayed_feedback(settings) if args.feedback else None
+    if args.out:
+        out = Path(args.out)
+        repository = ModelRepository(out.parent.parent, out.parent.name)
+    else:
+        repository = ModelRepository(settings.stack.triton_model_repository, args.model)
+        out = repository.new_version_dir()
+    model = train_command([Path(d) for d in args.dataset], out, REPO_ROOT / ".cache", config, feedback)
+    if out.name.isdigit() and (repository.folder / "config.pbtxt").exists():
+        repository.install_backend(out)  # a version Triton can load
     t = model.thresholds
-    print(f"[train] {model.version} -> {args.out} (merge >= {t.merge:.2f}, link >= {t.link:.2f})")
+    print(f"[train] {model.version} -> {out} (merge >= {t.merge:.2f}, link >= {t.link:.2f})")
+    valid = model.metadata.get("valid") or {}
+    if valid:
+        print(f"[train] held-out (valid) pair F1, mean of sets: {valid['overall_f1']:.4f}")
+    if feedback is not None:
+        stats = model.metadata["provenance"]["data"]["curator-feedback"]
+        print(f"[train] curator feedback: {json.dumps({k: v for k, v in stats.items() if k != 'topics'})}")
+    return 0
+
+
+def _gate_datasets(args: argparse.Namespace, candidate: Path) -> list[Path]:
+    if args.dataset:
+        return [Path(d) for d in args.dataset]
+    from inference.matcher_model import MatcherModel
+
+    data = (MatcherModel.load(candidate).metadata.get("provenance") or {}).get("data") or {}
+    return [Path(v["path"]) for v in data.values() if isinstance(v, dict) and v.get("path")]
+
+
+def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from inference.model_repository import ModelRepository
+    from training.promotion import GateSettings, compare_versions, held_out_examples
+
+    repository = ModelRepository(settings.stack.triton_model_repository, args.model)
+    served = repository.served()
+    versions = repository.versions()
+    candidate = args.version or (versions[-1] if versions else None)
+    if candidate is None or candidate not in versions:
+        print(f"[promote] {args.model}: no trained version {candidate} (have {versions})", file=sys.stderr)
+        return 1
+    if candidate == served.serving:
+        print(f"[promote] {args.model} version {candidate} already serves")
+        return 0
+    verdict = None
+    if served.serving is not None and repository.serving_dir() is not None:
+        dirs = _gate_datasets(args, repository.version_dir(candidate))
+        feedback = _replayed_feedback(settings) if args.feedback else None
+        examples, used = held_out_examples(dirs, REPO_ROOT / ".cache", feedback)
+        print(f"[promote] held-out pairs: {json.dumps(used)}")
+        gate = GateSettings(settings.lifecycle.promotion_margin, settings.lifecycle.promotion_tolerance)
+        verdict = compare_versions(
+            repository.version_dir(served.serving), repository.version_dir(candidate), examples, gate
+        )
+        print("\n".join(verdict.lines()))
+        if args.json:
+            Path(args.json).write_text(json.dumps({**verdict.to_dict(), "held_out": used}, indent=2) + "\n")
+        if not verdict.promote:
+            print(f"[promote] REFUSED: {args.model} version {served.serving} keeps serving")
+            return 2
+    return _serve(repository, settings, lambda: repository.promote(candidate), f"promoted version {candidate}")
+
+
+def _serve(repository, settings: Settings, change, what: str) -> int:  # type: ignore[no-untyped-def]
+    """Writes the new served versions into config.pbtxt and has Triton load them (no restart);
+    if Triton cannot, the file is put back as it was and Triton reloaded."""
+    from inference.triton_client import TritonModelControl
+
+    before = repository.served()
+    new = change()
+    control = TritonModelControl(settings.worker.triton_url)
+    try:
+        control.load(repository.model)
+        ready = control.ready_versions(repository.model, list(new.loaded))
+        if not all(ready.values()):
+            raise RuntimeError(f"versions not ready after loading: {ready}")
+    except Exception as exc:
+        repository.write_served(before)
+        try:
+            control.load(repository.model)
+        finally:
+            control.close()
+        print(f"[lifecycle] Triton could not load {new}: {exc}; {before.serving} still serves", file=sys.stderr)
+        return 1
+    serving = control.serving_version(repository.model)
+    control.close()
+    print(
+        f"[lifecycle] {repository.model}: {what}; Triton serves version {serving} "
+        f"(loaded {list(new.loaded)}, history {list(new.history)}), no restart"
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from inference.model_repository import ModelRepository
+
+    repository = ModelRepository(settings.stack.triton_model_repository, args.model)
+    current = repository.served().serving
+    try:
+        return _serve(repository, settings, repository.rollback, f"rolled back from version {current}")
+    except ValueError as exc:
+        print(f"[rollback] {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_shadow(args: argparse.Namespace, settings: Settings) -> int:
+    from inference.model_repository import ModelRepository
+
+    repository = ModelRepository(settings.stack.triton_model_repository, args.model)
+    shadows = [] if args.off else [args.version]
+    what = f"shadow versions {shadows or 'none'} loaded beside the serving one"
+    return _serve(repository, settings, lambda: repository.set_shadows(shadows), what)
+
+
+def model_references(settings: Settings) -> dict[str, dict]:
+    """Model version string (as decisions carry it) -> that version's drift reference."""
+    from inference.matcher_model import MatcherModel
+    from inference.model_repository import ModelRepository
+
+    repository = ModelRepository(settings.stack.triton_model_repository, settings.worker.matcher_model)
+    out = {}
+    for v in repository.versions():
+        model = MatcherModel.load(repository.version_dir(v))
+        if model.metadata.get("drift_reference"):
+            out[model.version] = model.metadata["drift_reference"]
+    return out
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from content_resolver.composition import as_shadow
+    from evaluation.shadow_compare import compare_streams, write_report
+    from streams.kafka import read_topic
+    from streams.topics import Schemas
+
+    schema = Schemas.load().decision
+    shadow_topic = (
+        args.shadow_topic
+        or as_shadow(replace(settings, worker=replace(settings.worker, shadow_version=1))).kafka.decisions_topic
+    )
+    primary_topic = args.primary_topic or settings.kafka.decisions_topic
+
+    def records(topic: str) -> list[dict]:
+        return [schema.decode(r.value) for r in read_topic(settings.kafka, topic)]
+
+    truth = None
+    if args.dataset:
+        from evaluation.datasets import load_dataset
+
+        ds = load_dataset(Path(args.dataset))
+        truth = {cid: row.entity_id for cid, row in (ds.truth or {}).items()}
+    verdicts = None
+    if args.feedback:
+        replay = _replayed_feedback(settings)
+        verdicts = [(fb.left, fb.right, fb.verdict == "same") for fb in replay.feedback]
+    references = {}
+    for version, reference in model_references(settings).items():
+        references[f"{version}"] = reference
+    primary, shadow = records(primary_topic), records(shadow_topic)
+    # Decisions carry "<text model>+<matcher version>"; the reference belongs to the matcher.
+    by_decision_version = {
+        r["model_version"]: references[r["model_version"].rsplit("+", 1)[-1]]
+        for r in (*primary, *shadow)
+        if r["model_version"].rsplit("+", 1)[-1] in references
+    }
+    comparison = compare_streams(
+        primary,
+        shadow,
+        (primary_topic, shadow_topic),
+        truth,
+        verdicts,
+        by_decision_version,
+        settings.lifecycle.drift_psi_threshold,
+    )
+    print("\n".join(comparison.lines()))
+    if args.json:
+        payload = {
+            "disagreement_rate": comparison.disagreement_rate,
+            "summary": comparison.lines(),
+            "disagreements": comparison.disagreements,
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if args.report:
+        write_report(Path(args.report), comparison)
+        print(f"[compare] report: {args.report}")
     return 0
 
 
@@ -236,6 +455,27 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.differing == 0 else 1
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from content_resolver.composition import build_scorer
+    from streams.reconciliation import CrossPartitionReconciler, publish_merges, read_decisions
+
+    _scorer, thresholds = build_scorer(settings)
+    reconciler = CrossPartitionReconciler(thresholds.merge)
+    while True:
+        plan = reconciler.plan(read_decisions(settings.kafka))
+        published = publish_merges(settings.kafka, plan)
+        print(
+            f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
+            f"{plan.cross_partition_pairs} cross-partition duplicate pairs, {published} MERGE decisions published",
+            flush=True,
+        )
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
 def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
     from resolution.entities import EntityStore, rebuild_state
     from streams.replay import decision_records, fetch_json, worker_url
@@ -269,6 +509,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(quality, indent=2))
         if args.json:
             write_json(Path(args.json), quality)
+        return 0
+    if args.state_store:
+        from benchmarks.state_store import format_state_table, run_state_bench
+
+        state = run_state_bench(args.state_store, settings.stack.state_dir / "logs")
+        print("\n" + format_state_table(state))
+        if args.json:
+            write_json(Path(args.json), state)
         return 0
     if args.media:
         from benchmarks.media_encoders import run_media_bench
@@ -341,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("worker", help="run one resolver worker in the foreground")
     s.add_argument("--loglevel", default="warning")
+    s.add_argument("--shadow", type=int, metavar="VERSION", help="a shadow worker with this matcher version")
     s.set_defaults(fn=cmd_worker)
 
     s = sub.add_parser("produce", help="stream a dataset's records.csv (or JSON lines) into content-events")
@@ -374,9 +623,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train the matcher; thresholds picked on the tune portion")
     s.add_argument("--dataset", required=True, action="append", help="a dataset folder; repeat for several")
-    s.add_argument("--out", required=True, help="the model version folder to write, e.g. triton_models/matcher/1")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--out", help="the model version folder to write, e.g. triton_models/matcher/1")
+    where.add_argument("--model", default="matcher", help="write the next numbered version of this model (default)")
+    s.add_argument("--feedback", action="store_true", help="also learn from the verdicts on resolution-feedback")
     s.add_argument("--seed", type=int, default=13)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--hidden", type=int)
+    s.add_argument("--sample-songs", type=int, help="songs of the generated catalogue trained on")
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("promote", help="serve a new model version if it beats the serving one on held-out data")
+    s.add_argument("model", nargs="?", default="matcher")
+    s.add_argument("version", nargs="?", type=int, help="default: the newest trained version")
+    s.add_argument("--dataset", action="append", help="held-out sets (default: those the candidate trained on)")
+    s.add_argument("--feedback", action="store_true", help="also judge on held-out curator verdicts")
+    s.add_argument("--json", help="write the comparison to this file")
+    s.set_defaults(fn=cmd_promote)
+
+    s = sub.add_parser("rollback", help="serve the version that served before the current one")
+    s.add_argument("model", nargs="?", default="matcher")
+    s.set_defaults(fn=cmd_rollback)
+
+    s = sub.add_parser("shadow", help="load a model version beside the serving one, for a shadow worker")
+    s.add_argument("model", nargs="?", default="matcher")
+    s.add_argument("version", nargs="?", type=int)
+    s.add_argument("--off", action="store_true", help="unload the shadow versions")
+    s.set_defaults(fn=cmd_shadow)
+
+    s = sub.add_parser("compare", help="the serving worker's decisions against a shadow worker's, as a report")
+    s.add_argument("--primary-topic", help="default: the decisions topic")
+    s.add_argument("--shadow-topic", help="default: the shadow worker's decisions topic")
+    s.add_argument("--dataset", help="a labelled folder whose truth scores both sides")
+    s.add_argument("--feedback", action="store_true", help="also score both sides on the curator verdicts")
+    s.add_argument("--json", help="write the summary and the changed decisions to this file")
+    s.add_argument("--report", help="write an HTML page with plots to this file")
+    s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("datasets", help="validate, fingerprint and size golden sets (layout of ../shared/data)")
     s.add_argument("dirs", nargs="+", metavar="DIR", help="dataset folders")
@@ -396,6 +678,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rebuild", help="replay resolution-decisions into a fresh state and compare with the worker's")
     s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
     s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("reconcile", help="merge duplicates that were created as entities in different partitions")
+    s.add_argument("--every", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS")
+    s.set_defaults(fn=cmd_reconcile)
 
     s = sub.add_parser("entity", help="an entity: members, relations, lineage, decisions with trace ids")
     s.add_argument("entity_id")
@@ -417,6 +703,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")
+    s.add_argument(
+        "--state-store",
+        type=int,
+        metavar="EVENTS",
+        help="instead: worker RSS and recovery time with this many events of state, memory store vs RocksDB",
+    )
     s.add_argument(
         "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.request
 from collections import Counter
@@ -41,6 +42,8 @@ def drop_namespace(settings: Settings, milvus_retry_s: float | None = None) -> N
     retry_s = w.retry_max_s if milvus_retry_s is None else milvus_retry_s
     index = MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=retry_s)
     asyncio.run(index.drop())
+    # The local table store would otherwise outlive its changelog and come back as stale state.
+    shutil.rmtree(settings.table_dir().parent, ignore_errors=True)
 
 
 def reset_state(settings: Settings) -> None:

@@ -562,9 +562,11 @@ class LocalStack:
             shutil.copy2(stub, target)
 
     def _triton_model_flags(self) -> list[str]:
+        # Explicit model control always, the whole repository included ("*"): promote, rollback and
+        # shadow load and unload matcher versions through tritonclient without a restart.
         names = [m.strip() for m in self.s.triton_models.split(",") if m.strip()]
         if not names or "*" in names:
-            return []
+            return ["--model-control-mode=explicit", "--load-model=*"]
         return ["--model-control-mode=explicit", *(f"--load-model={name}" for name in names)]
 
     def _triton(self) -> Service:

@@ -34,6 +34,7 @@ from evaluation.pair_examples import PairExample, cluster_key, pair_set_examples
 from evaluation.splits import cluster_portion, in_split
 from inference.text_encoder import TEXT_DIM
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex
+from resolution.drift import decision_signals
 from resolution.entities import EntityStore
 from resolution.matcher import PairInput, PairScorer
 from resolution.media_evidence import MediaReader
@@ -64,6 +65,8 @@ class EvaluationResult:
     score_name: str = "p(same)"
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Drift signals (resolution.drift) of the first streamed order's decisions.
+    drift_observations: list[dict[str, float]] = field(default_factory=list)
 
 
 def prf_dict(prf: PRF) -> dict[str, Any]:
@@ -348,6 +351,7 @@ async def evaluate_clusters(
         runs.append({"seed": seed, **stream_quality(outcome, truth, with_work)})
         if details is None:
             details = stream_details(outcome, truth, norms)
+            details.drift_observations = [decision_signals(d) for d in outcome.decisions.values()]
     assert details is not None
     entity_key = "work_pairwise" if with_work and not _has_entity_pairs(items, truth) else "pairwise"
     f1s = [r[entity_key]["f1"] for r in runs]

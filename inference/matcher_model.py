@@ -149,6 +149,10 @@ class LocalPairScorer:
         self._model = model
         self.model_version = model.version
 
+    @property
+    def model(self) -> MatcherModel:
+        return self._model
+
     async def score(self, pairs: list[PairInput]) -> list[PairScore]:
         return self.score_now(pairs)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -11,6 +12,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from inference.matcher_model import MatcherModel, to_scores
+from inference.model_repository import SERVING_KEY
 from inference.text_encoder import TEXT_MODEL_VERSION, text_model_version
 from resolution.errors import DependencyUnavailable, with_backoff
 from resolution.matcher import RELATIONS, PairInput, PairScore
@@ -115,13 +117,54 @@ async def retried(
     )
 
 
+class TritonModelControl:
+    """Loads and unloads models of a Triton running with explicit model control (synchronous:
+    the command line's ``promote``, ``rollback`` and ``shadow``)."""
+
+    def __init__(self, url: str, timeout_s: float = 120.0) -> None:
+        import tritonclient.grpc as syncclient
+
+        self._client = syncclient.InferenceServerClient(url=url)
+        self._timeout_s = timeout_s
+
+    def load(self, model: str) -> None:
+        """(Re)loads ``model`` from the repository: the versions its config lists are loaded,
+        the others unloaded; Triton keeps serving the old ones until the new ones are ready."""
+        self._client.load_model(model, client_timeout=self._timeout_s)
+
+    def ready_versions(self, model: str, versions: list[int]) -> dict[int, bool]:
+        return {v: bool(self._client.is_model_ready(model, str(v))) for v in versions}
+
+    def serving_version(self, model: str) -> int | None:
+        config = self._client.get_model_config(model, as_json=True).get("config", {})
+        raw = config.get("parameters", {}).get(SERVING_KEY, {}).get("string_value", "")
+        return int(raw) if str(raw).strip() else None
+
+    def infer(self, model: str, version: int, features: np.ndarray) -> np.ndarray:
+        import tritonclient.grpc as syncclient
+
+        tensor = syncclient.InferInput("FEATURES", list(features.shape), "FP32")
+        tensor.set_data_from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        result = self._client.infer(model, [tensor], model_version=str(version))
+        return result.as_numpy("PROBABILITIES")
+
+    def close(self) -> None:
+        self._client.close()
+
+
 class TritonPairScorer:
     """The ``PairScorer`` protocol over the Triton ``matcher`` model. The comparison features are
     computed here (they also explain each decision); the probabilities come from one Triton call
     per batch (split only above the model's ``max_batch_size``), retried like the text encoder.
 
     ``model`` is the local copy of the served version: it names the features, in order, and the
-    model version that decisions carry.
+    model version that decisions carry. With ``load_version``, the scorer follows promotions:
+    before a batch (at most every ``refresh_s``) it asks Triton which version serves (the
+    ``serving_version`` parameter of the model's config, see ``inference.model_repository``),
+    loads that version's local copy, and pins its requests to that version; ``pinned`` fixes the
+    version instead (a shadow worker). A request to a version unloaded meanwhile fails, is
+    retried, and the retry asks again, so the batch is decided once, by one version.
+    ``on_version`` hears each change (the policy takes the version's thresholds).
     """
 
     def __init__(
@@ -133,6 +176,11 @@ class TritonPairScorer:
         retry_max_s: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
         credentials_header: dict[str, str] | None = None,
+        load_version: Callable[[int], MatcherModel] | None = None,
+        version: int | None = None,
+        pinned: bool = False,
+        refresh_s: float = 2.0,
+        on_version: Callable[[int, MatcherModel], None] | None = None,
     ) -> None:
         self._url = url
         self._model = triton_model
@@ -143,6 +191,42 @@ class TritonPairScorer:
         self._headers = credentials_header or {}
         self._client: grpcclient.InferenceServerClient | None = None
         self.model_version = model.version
+        self._load_version = load_version
+        self.version = version  # the Triton version number requests go to (None: Triton's choice)
+        self._pinned = pinned
+        self._refresh_s = refresh_s
+        self._checked_at = float("-inf")
+        self._on_version = on_version
+
+    async def _follow_serving(self, force: bool = False) -> None:
+        if self._load_version is None or self._pinned:
+            return
+        now = time.monotonic()
+        if not force and now - self._checked_at < self._refresh_s:
+            return
+        self._checked_at = now
+        try:
+            config = await self._connect().get_model_config(self._model, as_json=True, headers=self._headers or None)
+        except (InferenceServerException, OSError):
+            return  # the infer call that follows retries (and reports) the outage
+        raw = config.get("config", {}).get("parameters", {}).get(SERVING_KEY, {}).get("string_value", "")
+        if not str(raw).strip() or int(raw) == self.version:
+            return
+        version = int(raw)
+        model = self._load_version(version)
+        log.warning("matcher: serving version %s -> %s (%s)", self.version, version, model.version)
+        self._matcher, self.version, self.model_version = model, version, model.version
+        if self._on_version is not None:
+            self._on_version(version, model)
+
+    @property
+    def model(self) -> MatcherModel:
+        """The local copy of the version requests go to."""
+        return self._matcher
+
+    async def _reset(self) -> None:
+        await self.close()
+        self._checked_at = float("-inf")
 
     def _connect(self) -> grpcclient.InferenceServerClient:
         if self._client is None:
@@ -162,29 +246,48 @@ class TritonPairScorer:
 
     async def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(n, n_features) -> (n, 4) probabilities, in the order of ``RELATIONS``."""
+        result = await self._probabilities(features, self.version)
+        assert result is not None  # without a version watch the version never changes
+        return result
+
+    async def _probabilities(self, features: np.ndarray, version: int | None) -> np.ndarray | None:
+        """None when the serving version changed while retrying: the caller scores again."""
         chunks = []
         for start in range(0, len(features), self._max_batch_size):
             part = np.ascontiguousarray(features[start : start + self._max_batch_size], dtype=np.float32)
 
-            async def call(part: np.ndarray = part) -> np.ndarray:
+            async def call(part: np.ndarray = part) -> np.ndarray | None:
+                await self._follow_serving()  # after a failure (reset), asks Triton again
+                if self.version != version:
+                    return None
                 tensor = grpcclient.InferInput("FEATURES", list(part.shape), "FP32")
                 tensor.set_data_from_numpy(part)
                 result = await self._connect().infer(
                     self._model,
                     [tensor],
+                    model_version="" if version is None else str(version),
                     outputs=[grpcclient.InferRequestedOutput("PROBABILITIES")],
                     headers=self._headers or None,
                 )
                 return result.as_numpy("PROBABILITIES").astype(np.float32)
 
-            chunks.append(await retried(call, self._url, self._retry_max_s, self._on_retry, self.close))
+            chunk = await retried(call, self._url, self._retry_max_s, self._on_retry, self._reset)
+            if chunk is None:
+                return None
+            chunks.append(chunk)
         return np.concatenate(chunks) if chunks else np.zeros((0, len(RELATIONS)), dtype=np.float32)
 
     async def score(self, pairs: list[PairInput]) -> list[PairScore]:
         if not pairs:
             return []
-        signals, features = self._matcher.features(pairs)
-        return to_scores(signals, await self.probabilities(features))
+        await self._follow_serving()
+        while True:
+            matcher, version = self._matcher, self.version
+            signals, features = matcher.features(pairs)
+            probabilities = await self._probabilities(features, version)
+            if probabilities is not None:
+                return to_scores(signals, probabilities)
+            # A retry found a new serving version: the whole call again, all with that one.
 
 
 class TritonMediaEncoder:

@@ -127,6 +127,12 @@ class WorkerSettings:
     text_model: str = "text_encoder_bf16"
     # The Triton matcher model; its trained thresholds replace merge/link_threshold when present.
     matcher_model: str = "matcher"
+    # How often the worker asks Triton which matcher version serves (promotions, rollbacks).
+    matcher_refresh_s: float = 2.0
+    # A shadow worker: resolves the same stream with this matcher version (loaded beside the
+    # serving one by `resolver shadow`), in its own consumer group, state, Milvus collection and
+    # topics (content_resolver.composition.as_shadow); 0: an ordinary worker.
+    shadow_version: int = 0
     milvus_uri: str = "http://127.0.0.1:19530"
     milvus_collection: str = "content_vectors"
     milvus_token: str = field(default="", repr=False)
@@ -143,6 +149,28 @@ class WorkerSettings:
     # itself stalled (/health 503); after stall_restart_s it restarts itself in place (0: never).
     stall_after_s: float = 30.0
     stall_restart_s: float = 90.0
+    # Where the entity table lives: "rocksdb" (on disk under the state folder, changelogged to
+    # Kafka; a restart reads only the changelog's tail and memory stays flat as the catalogue
+    # grows) or "memory" (all of it in the process, the whole changelog replayed at every start).
+    table_store: str = "rocksdb"
+    # RocksDB memory per partition: the block cache is a cap (Faust's default is 2 GiB).
+    table_cache_mb: int = 64
+    table_write_buffer_mb: int = 16
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """Model lifecycle: the promotion gate (training/promotion.py) and drift (resolution/drift.py)."""
+
+    # A candidate serves only when its held-out overall F1 beats the serving one by this much...
+    promotion_margin: float = 0.002
+    # ...and no set / decision type loses more F1 than this.
+    promotion_tolerance: float = 0.01
+    # Drift: distributions of each window of decisions against the training reference.
+    drift_window_s: float = 60.0
+    drift_min_events: int = 200
+    # Population stability index above this raises the alarm (0.25 is the usual "major shift").
+    drift_psi_threshold: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -150,6 +178,12 @@ class Settings:
     stack: StackSettings = field(default_factory=StackSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+
+    def table_dir(self) -> Path:
+        """One worker's local table store; a folder per web port, because two workers on one
+        machine cannot share a RocksDB folder (``drop_namespace`` removes the app's folder)."""
+        return self.stack.state_dir / "tables" / self.worker.app_id / str(self.worker.web_port)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -169,6 +203,7 @@ class Settings:
             stack=_section(StackSettings, "RESOLVER_STACK_", env),
             kafka=_section(KafkaSettings, "RESOLVER_KAFKA_", env),
             worker=worker,
+            lifecycle=_section(LifecycleSettings, "RESOLVER_LIFECYCLE_", env),
         )
 
 

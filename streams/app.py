@@ -66,6 +66,34 @@ async def _never_ack_a_gap(self: Any, tp: TP, offset_from: int, offset_to: int) 
     """
 
 
+@contextmanager
+def _no_current_event() -> Iterator[None]:
+    """Faust's RocksDB store reads only the current event's partition when there is one; the
+    resolver reads the state of every partition this worker holds, as with the memory store."""
+    token = _current_event.set(None)
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def table_store(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The Faust store URL for the entity table and the options it is opened with."""
+    w = settings.worker
+    if w.table_store == "memory":
+        return "memory://", {}
+    if w.table_store == "rocksdb":
+        mib = 1024 * 1024
+        return "rocksdb://", {
+            "driver": "rocksdict",
+            "block_cache_size": w.table_cache_mb * mib,
+            "block_cache_compressed_size": 0,
+            "write_buffer_size": w.table_write_buffer_mb * mib,
+            "max_write_buffer_number": 2,
+        }
+    raise ValueError(f"RESOLVER_WORKER_TABLE_STORE={w.table_store!r}: expected 'rocksdb' or 'memory'")
+
+
 FaustConsumer._add_gap = _never_ack_a_gap  # type: ignore[method-assign]
 
 
@@ -110,6 +138,8 @@ def create_app(
     k = settings.kafka
     w = settings.worker
     names = topic_names(k)
+    store_url, store_options = table_store(settings)
+    settings.table_dir().mkdir(parents=True, exist_ok=True)
     access = WebAccess(w.web_host, w.web_token)  # refuses to expose the entity views without a token
     app = faust.App(
         w.app_id,
@@ -118,7 +148,8 @@ def create_app(
         processing_guarantee="at_least_once",
         key_serializer="raw",
         value_serializer="raw",
-        store="memory://",
+        store=store_url,
+        datadir=str(settings.table_dir()),
         topic_partitions=k.partitions,
         topic_replication_factor=1,
         table_standby_replicas=0,
@@ -137,8 +168,10 @@ def create_app(
     )
     # Curator feedback shares the agent (and so the order of state changes) with content events.
     content = app.topic(names.content, names.feedback, key_type=bytes, value_type=bytes, partitions=k.partitions)
-    table: MutableMapping[str, Any] = app.Table("entity-state", default=None, partitions=k.partitions)
-    staged = StagedTable(table)
+    table: MutableMapping[str, Any] = app.Table(
+        "entity-state", default=None, partitions=k.partitions, options=store_options or None
+    )
+    staged = StagedTable(table, _no_current_event)
     scope = EventScope(staged.writing_for)
     handler = build_handler(EntityStore(staged, scope.scope), scope)
     catch_up = DecisionLogCatchUp(k, Schemas.load().decision)

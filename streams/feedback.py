@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
@@ -20,9 +21,10 @@ from opentelemetry.trace import SpanKind, Tracer
 from resolution.corrections import VERDICTS, Feedback
 from resolution.model import ContentItem
 from settings import KafkaSettings
-from streams.kafka import make_producer
+from streams.kafka import make_producer, read_topic
 from streams.producer import blocking_key
-from streams.topics import AvroSchema
+from streams.topics import AvroSchema, CodecError, Schemas
+from streams.validation import InvalidEvent
 from telemetry import inject_headers, trace_id_hex
 
 
@@ -63,3 +65,63 @@ def send_feedback(
     if producer.flush(30.0) or errors:
         raise RuntimeError(f"feedback not delivered: {errors[:3]}")
     return traces
+
+
+@dataclass
+class ReplayedFeedback:
+    """Curator verdicts as read back from the feedback topic, with the items they name.
+
+    ``items``: the named items found on the content topic (their latest event); ``evidence``:
+    the comparison signals of a named pair as a decision recorded them (a candidate of one item
+    when the other was decided), for pairs whose items are not on the content topic any more.
+    Invalid records are counted, not used (the worker dead-letters them)."""
+
+    feedback: list[Feedback]
+    items: dict[str, ContentItem] = field(default_factory=dict)
+    evidence: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    invalid: int = 0
+    topics: dict[str, int] = field(default_factory=dict)  # records read per topic
+
+
+def replay_feedback(kafka: KafkaSettings, schemas: Schemas) -> ReplayedFeedback:
+    """Every verdict on ``kafka.feedback_topic`` (read_committed, from the beginning), then the
+    items they name from the content topic and the decisions' evidence."""
+    from streams.handler import parse_feedback
+
+    replay = ReplayedFeedback([])
+    count = 0
+    for rec in read_topic(kafka, kafka.feedback_topic, idle_timeout_s=3.0):
+        count += 1
+        try:
+            replay.feedback.append(parse_feedback(schemas.feedback, rec.value))
+        except InvalidEvent:
+            replay.invalid += 1
+    replay.topics[kafka.feedback_topic] = count
+    named = {fb.left for fb in replay.feedback} | {fb.right for fb in replay.feedback}
+    if not named:
+        return replay
+    count = 0
+    for rec in read_topic(kafka, kafka.content_topic, idle_timeout_s=3.0):
+        count += 1
+        try:
+            item = ContentItem.from_record(schemas.content_event.decode(rec.value))
+        except (CodecError, KeyError, TypeError):
+            continue  # bad input is the worker's to dead-letter
+        if item.content_id in named:
+            replay.items[item.content_id] = item
+    replay.topics[kafka.content_topic] = count
+    pairs = {_pair_key(fb.left, fb.right) for fb in replay.feedback}
+    count = 0
+    for rec in read_topic(kafka, kafka.decisions_topic, idle_timeout_s=3.0):
+        count += 1
+        decision = schemas.decision.decode(rec.value)
+        for candidate in decision.get("candidates") or ():
+            key = _pair_key(decision["content_id"], candidate["content_id"])
+            if key in pairs and candidate.get("signals"):
+                replay.evidence[key] = dict(candidate["signals"])
+    replay.topics[kafka.decisions_topic] = count
+    return replay
+
+
+def _pair_key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)

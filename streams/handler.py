@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
 from resolution.corrections import VERDICTS, Feedback
+from resolution.drift import DriftMonitor, decision_signals
 from resolution.model import ContentItem, Decision
 from resolution.resolver import BatchResolver
 from streams.metrics import ResolverMetrics
@@ -128,8 +129,10 @@ class EventBatchHandler:
         tracer: Tracer,
         metrics: ResolverMetrics,
         scope: EventScope | None = None,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self._scope = scope
+        self._drift = drift
         self._resolver = resolver
         self._validator = validator
         self._schemas = schemas
@@ -225,6 +228,10 @@ class EventBatchHandler:
             m.decisions.labels(decision.action.value).inc()
             top = max((c.score for c in decision.candidates), default=0.0)
             m.score.labels(decision.action.value).observe(top)
+        if self._drift is not None and result.decisions:
+            closed = self._drift.observe([decision_signals(d) for d in result.decisions], time.monotonic())
+            if closed is not None:
+                m.observe_drift(closed)
 
         produce_start = time.time_ns()
         offsets = await send(out)

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from resolution.drift import DriftResult
 from streams.topics import LEGACY_READS
 
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -62,6 +63,22 @@ class ResolverMetrics:
         self.stalled_seconds = Gauge(
             "resolver_stalled_seconds", "How long input has waited with no batch decided (0: progressing)", registry=r
         )
+        self.drift_psi = Gauge(
+            "resolver_drift_psi",
+            "Population stability index of the last closed window against the training reference",
+            ["signal"],
+            registry=r,
+        )
+        self.drift_ks = Gauge(
+            "resolver_drift_ks", "KS distance of the last closed window to the reference", ["signal"], registry=r
+        )
+        self.drift_alarm = Gauge(
+            "resolver_drift_alarm", "1 while the last window's PSI is above the threshold", ["signal"], registry=r
+        )
+        self.drift_threshold = Gauge("resolver_drift_psi_threshold", "PSI above which drift alarms", registry=r)
+        self.drift_window_events = Gauge(
+            "resolver_drift_window_events", "Decisions in the last closed drift window", registry=r
+        )
         self.healthy = Gauge("resolver_healthy", "1 when every dependency answers", registry=r)
         self.healthy.set(1)
         r.register(LegacyEncodingCollector())
@@ -70,6 +87,14 @@ class ResolverMetrics:
         """Lag after a batch: the partition's log end (as last fetched) minus the next offset to read."""
         if highwater is not None:
             self.consumer_lag.labels(str(partition)).set(max(0, highwater - next_offset))
+
+    def observe_drift(self, result: DriftResult) -> None:
+        self.drift_threshold.set(result.threshold)
+        self.drift_window_events.set(result.events)
+        for signal, value in result.psi.items():
+            self.drift_psi.labels(signal).set(value)
+            self.drift_ks.labels(signal).set(result.ks.get(signal, 0.0))
+            self.drift_alarm.labels(signal).set(1 if value > result.threshold else 0)
 
     def retries_total(self) -> float:
         """Dependency calls retried so far, all dependencies together."""

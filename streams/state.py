@@ -9,7 +9,7 @@ state is brought up to the decisions topic by replaying its tail (``streams.reco
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 _MISSING = object()
@@ -18,8 +18,15 @@ _MISSING = object()
 class StagedTable(MutableMapping[str, Any]):
     """Read-your-writes overlay on a table; ``flush`` applies, ``discard`` forgets the batch."""
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        read_scope: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    ) -> None:
+        """``read_scope`` wraps every read of the table (the worker reads with no current event,
+        so a partitioned store answers from every partition this worker holds)."""
         self._table = table
+        self._read_scope = read_scope
         self._staged: dict[str, Any] = {}
         self._origin: dict[str, Any] = {}
         self._current: Any = None
@@ -36,7 +43,8 @@ class StagedTable(MutableMapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         value = self._staged.get(key, _MISSING)
         if value is _MISSING:
-            return self._table[key]
+            with self._read_scope():
+                return self._table[key]
         if value is None:
             raise KeyError(key)
         return value
@@ -44,7 +52,8 @@ class StagedTable(MutableMapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         value = self._staged.get(key, _MISSING)
         if value is _MISSING:
-            return self._table.get(key, default)
+            with self._read_scope():
+                return self._table.get(key, default)
         return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -61,7 +70,7 @@ class StagedTable(MutableMapping[str, Any]):
             seen.add(key)
             if value is not None:
                 yield key
-        for key in self._table:
+        for key in self._table:  # Faust iterates every partition held, whatever the current event
             if key not in seen:
                 yield key
 

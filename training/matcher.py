@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import subprocess
+import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -25,11 +28,15 @@ from evaluation.datasets import Dataset
 from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.pair_examples import PairExample, dataset_examples
 from evaluation.sample_catalogue import generate_catalogue
-from evaluation.splits import FIT, TUNE
+from evaluation.splits import FIT, TUNE, VALID, cluster_portion
 from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
-from resolution.features import FEATURE_NAMES
+from resolution.corrections import Feedback
+from resolution.features import FEATURE_NAMES, pair_signals
 from resolution.matcher import RELATIONS, PairScorer
+from resolution.model import ContentItem
+from resolution.normalise import normalise
 from resolution.policy import DecisionPolicy, Thresholds
+from training.promotion import overall, relation_scores
 
 log = logging.getLogger(__name__)
 SAMPLE_NAME = "sample-catalogue-train"
@@ -54,6 +61,111 @@ class TrainConfig:
     sample_songs: int = 300  # generated catalogue, for video_of examples the real sets lack
 
 
+FEEDBACK_SET = "curator-feedback"
+# A curator's verdict as a training label; "different" says only "not the same recording", and
+# the safest relation for it is none.
+VERDICT_RELATION = {"same": "same", "different": "none", "version_of": "version_of", "video_of": "video_of"}
+
+
+@dataclass(frozen=True)
+class SignalExample:
+    """A labelled pair given by its comparison signals (``resolution.features.pair_signals``):
+    what a curator's verdict becomes, from the items or from a decision's recorded evidence."""
+
+    dataset: str
+    portion: str
+    relation: str
+    signals: dict[str, float]
+    key: str = ""
+    clustered: bool = False
+
+
+LabelledExample = PairExample | SignalExample
+
+
+@dataclass
+class FeedbackLabels:
+    """Curator verdicts turned into training examples, with what became of each."""
+
+    examples: list[SignalExample]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def feedback_portion(left: str, right: str) -> str:
+    """A verdict pair goes to fit / tune / valid / test like a cluster (60/10/15/15), by its ids,
+    so that held-out verdicts can judge a model trained on the others."""
+    a, b = sorted((left, right))
+    return cluster_portion(f"feedback|{a}|{b}")
+
+
+def feedback_labels(
+    feedback: Sequence[Feedback],
+    items: dict[str, ContentItem],
+    evidence: dict[tuple[str, str], dict[str, float]],
+    encoder: CachedTextEncoder,
+    names: tuple[str, ...] = (),
+) -> FeedbackLabels:
+    """The latest verdict per pair wins. A pair whose two items are known is compared afresh (its
+    signals from the current feature code); otherwise the signals a decision recorded for it are
+    used when they hold every model feature; otherwise the verdict is counted as missing."""
+    names = names or MODEL_FEATURES
+    latest: dict[tuple[str, str], Feedback] = {}
+    for fb in sorted(feedback, key=lambda f: f.created_at_ms):
+        latest[tuple(sorted((fb.left, fb.right)))] = fb  # type: ignore[index]
+    known = sorted({cid for pair in latest for cid in pair if cid in items})
+    norms = {cid: normalise(items[cid]) for cid in known}
+    vectors = dict(zip(known, encoder.vectors([norms[c].embed_text for c in known]), strict=True)) if known else {}
+    examples: list[SignalExample] = []
+    from_items = from_evidence = missing = 0
+    for (a, b), fb in sorted(latest.items()):
+        if a in norms and b in norms:
+            signals = pair_signals(norms[a], norms[b], float(np.dot(vectors[a], vectors[b])))
+            from_items += 1
+        elif (a, b) in evidence and all(n in evidence[(a, b)] for n in names):
+            signals = evidence[(a, b)]
+            from_evidence += 1
+        else:
+            missing += 1
+            continue
+        examples.append(
+            SignalExample(FEEDBACK_SET, feedback_portion(a, b), VERDICT_RELATION[fb.verdict], signals, f"{a}|{b}")
+        )
+    digest = hashlib.sha256()
+    for (a, b), fb in sorted(latest.items()):
+        digest.update(f"{fb.feedback_id}|{a}|{b}|{fb.verdict}|{fb.created_at_ms}\n".encode())
+    stats = {
+        "verdicts": len(feedback),
+        "pairs": len(latest),
+        "from_items": from_items,
+        "from_evidence": from_evidence,
+        "missing_items": missing,
+        "by_verdict": dict(sorted(Counter(fb.verdict for fb in latest.values()).items())),
+        "by_portion": dict(sorted(Counter(e.portion for e in examples).items())),
+        "sha256": digest.hexdigest(),
+    }
+    return FeedbackLabels(examples, stats)
+
+
+def code_version(repo: Path) -> dict[str, Any]:
+    """The git commit the model was trained from, and whether the tree had changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
 def sample_dataset(seed: int, songs: int) -> Dataset:
     """The generated catalogue, with its own seed (the demo and the tests use others)."""
     items, truth = generate_catalogue(seed=seed, songs=songs)
@@ -67,11 +179,18 @@ def dataset_fingerprint(ds: Dataset) -> str:
     return digest.hexdigest()[:12]
 
 
-def _examples_matrix(examples: list[PairExample], names: tuple[str, ...]) -> np.ndarray:
-    return pair_features([e.pair for e in examples], names)[1]
+def examples_matrix(examples: Sequence[LabelledExample], names: tuple[str, ...]) -> np.ndarray:
+    matrix = np.zeros((len(examples), len(names)), dtype=np.float32)
+    pair_rows = [n for n, e in enumerate(examples) if isinstance(e, PairExample)]
+    if pair_rows:
+        matrix[pair_rows] = pair_features([examples[n].pair for n in pair_rows], names)[1]  # type: ignore[union-attr]
+    for n, e in enumerate(examples):
+        if isinstance(e, SignalExample):
+            matrix[n] = [e.signals[name] for name in names]
+    return matrix
 
 
-def _dataset_weights(examples: list[PairExample]) -> np.ndarray:
+def _dataset_weights(examples: Sequence[LabelledExample]) -> np.ndarray:
     """Square-root balancing: a small set is not drowned by a large one, nor over-fitted."""
     counts = Counter(e.dataset for e in examples)
     total = len(examples)
@@ -102,7 +221,9 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
-def choose_thresholds(examples: list[PairExample], probabilities: np.ndarray) -> tuple[Thresholds, dict[str, float]]:
+def choose_thresholds(
+    examples: Sequence[LabelledExample], probabilities: np.ndarray
+) -> tuple[Thresholds, dict[str, float]]:
     """The merge threshold, then the link threshold, each maximising F1 over the tune pairs of all
     sets together, weighted as in training (square-root balanced), so that one policy serves
     every set and a small set counts without a few of its pairs deciding alone. (Training then
@@ -135,7 +256,7 @@ def choose_thresholds(examples: list[PairExample], probabilities: np.ndarray) ->
 _STREAM_LINK_GRID = np.round(np.arange(0.20, 0.71, 0.05), 2)
 
 
-def _pair_link_f1(examples: list[PairExample], probabilities: np.ndarray, merge: float, link: float) -> float:
+def _pair_link_f1(examples: Sequence[LabelledExample], probabilities: np.ndarray, merge: float, link: float) -> float:
     relation = np.array([e.relation for e in examples])
     positive = (relation == "version_of") | (relation == "video_of")
     predicted = (probabilities[:, 0] < merge) & (probabilities[:, 1:3].max(axis=1) >= link)
@@ -146,7 +267,7 @@ def _pair_link_f1(examples: list[PairExample], probabilities: np.ndarray, merge:
 
 def stream_link_threshold(
     datasets: list[Dataset],
-    tune: list[PairExample],
+    tune: Sequence[LabelledExample],
     tune_probs: np.ndarray,
     merge: float,
     scorer: PairScorer,
@@ -206,34 +327,75 @@ def stream_link_threshold(
     return link, detail
 
 
+def drift_reference(
+    datasets: list[Dataset], scorer: PairScorer, thresholds: Thresholds, encoder: CachedTextEncoder, seed: int
+) -> dict[str, Any] | None:
+    """The drift reference (``resolution.drift``): the tune records of every cluster set streamed
+    through the resolver once, in a seeded order, with the trained model and thresholds; the
+    distributions of their decisions' best score and best similarity."""
+    import asyncio
+    import random
+
+    from evaluation.evaluate import ResolverConfig, stream_through_resolver
+    from evaluation.pair_examples import cluster_key
+    from resolution.drift import decision_signals, reference_from
+
+    observations: list[dict[str, float]] = []
+    for ds in datasets:
+        if ds.truth is None or ds.pairs is not None:
+            continue
+        truth = ds.truth
+        items = [
+            i for i in ds.items if i.content_id in truth and cluster_portion(cluster_key(truth[i.content_id])) == TUNE
+        ]
+        random.Random(seed).shuffle(items)
+        outcome = asyncio.run(
+            stream_through_resolver(items, encoder, scorer, thresholds, ResolverConfig(), progress=False)
+        )
+        observations.extend(decision_signals(d) for d in outcome.decisions.values())
+    return reference_from(observations) if observations else None
+
+
 def train_matcher(
-    datasets: list[Dataset], encoder: CachedTextEncoder, config: TrainConfig, progress: bool = True
+    datasets: list[Dataset],
+    encoder: CachedTextEncoder,
+    config: TrainConfig,
+    progress: bool = True,
+    extra: Sequence[SignalExample] = (),
 ) -> MatcherModel:
+    """``extra``: labelled pairs beyond the sets' own (curator feedback), split by their portion."""
     torch.manual_seed(config.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(datasets, encoder, config, progress)
+        return _train(datasets, encoder, config, progress, extra)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(datasets: list[Dataset], encoder: CachedTextEncoder, config: TrainConfig, progress: bool) -> MatcherModel:
-    examples: list[PairExample] = []
+def _train(
+    datasets: list[Dataset],
+    encoder: CachedTextEncoder,
+    config: TrainConfig,
+    progress: bool,
+    extra: Sequence[SignalExample],
+) -> MatcherModel:
+    examples: list[LabelledExample] = []
     for ds in datasets:
         found = dataset_examples(ds, encoder, config.neighbours)
         log.info("%s: %d labelled pairs", ds.name, len(found))
         examples.extend(found)
+    examples.extend(extra)
     fit = [e for e in examples if e.portion == FIT]
     tune = [e for e in examples if e.portion == TUNE]
     if not fit or not tune:
         raise ValueError("training needs pairs in both the fit and the tune portions")
     names = MODEL_FEATURES
     label_of = {r: i for i, r in enumerate(RELATIONS)}
-    x_fit = torch.from_numpy(_examples_matrix(fit, names))
+    x_fit = torch.from_numpy(examples_matrix(fit, names))
     y_fit = torch.tensor([label_of[e.relation] for e in fit])
     w_fit = torch.from_numpy(_dataset_weights(fit))
-    x_tune = torch.from_numpy(_examples_matrix(tune, names))
+    x_tune = torch.from_numpy(examples_matrix(tune, names))
     y_tune = torch.tensor([label_of[e.relation] for e in tune])
 
     net = MatcherNet(len(names), config.hidden)
@@ -288,20 +450,79 @@ def _train(datasets: list[Dataset], encoder: CachedTextEncoder, config: TrainCon
         "text_encoder": encoder.model_version,
         "split": "evaluation.splits: fit trains, tune picks temperature and thresholds",
     }
+    reference = drift_reference(
+        datasets, LocalPairScorer(MatcherModel(net, names, thresholds, {})), thresholds, encoder, config.seed
+    )
+    if reference is not None:
+        metadata["drift_reference"] = reference
+    if extra:
+        metadata["feedback_pairs"] = dict(sorted(Counter(f"{e.portion}/{e.relation}" for e in extra).items()))
+    valid = [e for e in examples if e.portion == VALID]
+    if valid:
+        with torch.no_grad():
+            valid_probs = net(torch.from_numpy(examples_matrix(valid, names))).numpy()
+        scores = relation_scores(valid, valid_probs, policy)
+        metadata["valid"] = {"overall_f1": overall(scores), "by_set": scores}
     return MatcherModel(net, names, thresholds, metadata)
 
 
-def train_command(dataset_dirs: list[Path], out: Path, cache_dir: Path, config: TrainConfig) -> MatcherModel:
-    """What ``resolver train`` runs: the given sets plus the generated catalogue, then saved."""
+class FeedbackReplay(Protocol):
+    """Curator verdicts replayed from their topic (``streams.feedback.replay_feedback``)."""
+
+    feedback: list[Feedback]
+    items: dict[str, ContentItem]
+    evidence: dict[tuple[str, str], dict[str, float]]
+    topics: dict[str, int]
+
+
+def train_command(
+    dataset_dirs: list[Path],
+    out: Path,
+    cache_dir: Path,
+    config: TrainConfig,
+    feedback: FeedbackReplay | None = None,
+    code_root: Path | None = None,
+    progress: bool = True,
+) -> MatcherModel:
+    """What ``resolver train`` runs: the given sets plus the generated catalogue (and curator
+    verdicts, when given), then saved with the provenance of the run."""
     from evaluation.datasets import load_dataset
     from evaluation.embedding_cache import minilm_cache
-    from resolution.normalise import normalise
+    from evaluation.golden_sets import file_hashes, fingerprint_of
 
+    started = time.time()
     datasets = [load_dataset(Path(d)) for d in dataset_dirs]
     datasets.append(sample_dataset(config.seed, config.sample_songs))
     encoder = minilm_cache(cache_dir)
     encoder.prefill([normalise(i).embed_text for ds in datasets for i in ds.items])
-    model = train_matcher(datasets, encoder, config)
+    labels = (
+        feedback_labels(feedback.feedback, feedback.items, feedback.evidence, encoder)
+        if feedback is not None
+        else FeedbackLabels([], {})
+    )
+    model = train_matcher(datasets, encoder, config, progress, labels.examples)
     model.metadata["command"] = "resolver train " + " ".join(f"--dataset {Path(d).name}" for d in dataset_dirs)
+    data: dict[str, Any] = {}
+    for d in dataset_dirs:
+        hashes = file_hashes(Path(d))
+        data[Path(d).name] = {"path": str(Path(d).resolve()), "sha256": fingerprint_of(hashes), "files": hashes}
+    data[SAMPLE_NAME] = {"generated": f"evaluation.sample_catalogue seed={config.seed} songs={config.sample_songs}"}
+    if feedback is not None:
+        data[FEEDBACK_SET] = {"topics": dict(feedback.topics), **labels.stats}
+        model.metadata["command"] += " --feedback"
+    model.metadata["provenance"] = {
+        "data": data,
+        "parameters": asdict(config),
+        "seed": config.seed,
+        "code": code_version(code_root or Path(__file__).resolve().parent.parent),
+        "metrics": {
+            "tune_accuracy": model.metadata.get("tune_accuracy"),
+            "tune_merge_f1": model.metadata.get("tune_merge_f1"),
+            "tune_link_f1": model.metadata.get("tune_link_f1"),
+            "valid_overall_f1": (model.metadata.get("valid") or {}).get("overall_f1"),
+        },
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "train_seconds": round(time.time() - started, 1),
+    }
     model.save(out)
     return model
