@@ -101,7 +101,9 @@ class WorkerSettings:
     max_duration_ms: int = 6 * 3600 * 1000
     # Audio and image evidence (media/, docs/media.md): an event's audio_ref / image_ref read within
     # these bounds; a file refused or broken is named in the decision and the item resolved on text.
-    media_evidence: bool = True
+    # Off in the worker until its hostile-media test has run against the stack (docs/media.md);
+    # `resolver evaluate` uses the evidence wherever records carry references.
+    media_evidence: bool = False
     media_max_bytes: int = 512 << 20
     media_max_seconds: float = 4 * 3600.0  # declared length; longer is refused
     media_audio_seconds: float = 120.0  # decoded from the start, at most

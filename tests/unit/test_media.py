@@ -179,3 +179,35 @@ def test_a_pixel_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as err:
         MediaLoader().image(str(path))
     assert err.value.reason == "too_many_pixels"
+
+
+@needs_ffmpeg
+def test_the_reader_turns_every_hostile_file_into_a_named_failure(tmp_path: Path) -> None:
+    from media.reader import MediaEvidenceReader
+    from resolution.model import ContentItem
+    from tests.hostile_events import hostile_media_files
+
+    reader = MediaEvidenceReader(MediaLimits(timeout_s=10.0))
+    cases = hostile_media_files(tmp_path / "media")
+    items = [
+        ContentItem(
+            event_id=f"e{n}",
+            content_id=f"c{n}",
+            source="fuzz",
+            kind="recording",
+            title="t",
+            artists=("a",),
+            audio_ref=ref if modality == "audio" else None,
+            image_ref=ref if modality == "image" else None,
+        )
+        for n, (ref, modality, _reasons) in enumerate(cases)
+    ]
+    import asyncio
+
+    evidence = asyncio.run(reader.read(items))
+    for (ref, modality, reasons), found in zip(cases, evidence, strict=True):
+        assert [(m, r) for m, r, _ in found.failures if r in reasons] == [(modality, found.failures[0][1])], (
+            ref,
+            found,
+        )
+        assert found.failure_signals() == {f"{modality}_unavailable": 1.0}
