@@ -24,3 +24,4 @@ lint: venv
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
 	@.venv/bin/lint-imports --no-logo
+	@.venv/bin/mypy

@@ -18,12 +18,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.processes import model_stub_rss_mb, pid_from_file, rss_mb
 from benchmarks.stats import HistogramTotals, histogram_totals, latency_summary, mean_delta, mean_delta_ms
 from deploy.worker import WorkerProcess, isolated_namespace
 from resolution.model import ContentItem
 from settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from streams.producer import ContentProducer
 
 WARMUP_EVENTS = 64
 
@@ -91,7 +97,7 @@ class DecisionFollower:
                 if msg.error():
                     continue
                 now = time.time()
-                d = self._schema.decode(msg.value())
+                d = self._schema.decode(msg.value() or b"")
                 with self._lock:
                     self.received.setdefault(
                         d["event_id"], Received(now, d["event_produced_at_ms"], d["decided_at_ms"], d["action"])
@@ -194,7 +200,8 @@ def _wait_for_milvus(settings: Settings, timeout_s: float = 600.0) -> None:
 
 
 class EndToEndBench:
-    def __init__(self, base: Settings, dataset: Path | None, log_dir: Path) -> None:
+    def __init__(self, base: Settings, dataset: Path | None, log_dir: Path, text_model: str = "") -> None:
+        self._text_model = text_model  # whose Triton stub's memory is sampled
         self.settings, env = bench_namespace()
         self._dataset = dataset
         self.worker = WorkerProcess(self.settings, log_dir / "bench-worker.log", env)
@@ -202,8 +209,8 @@ class EndToEndBench:
         self._events = event_stream(dataset, self._tag)
         self.follower: DecisionFollower | None = None
         self.memory: MemorySampler | None = None
-        self._producer = None
-        self._tracing = None
+        self._producer: ContentProducer | None = None
+        self._tracing: TracerProvider | None = None
 
     def __enter__(self) -> EndToEndBench:
         from streams.kafka import ensure_topics
@@ -219,15 +226,13 @@ class EndToEndBench:
             self.worker.stop()
             self._cleanup()
             raise
-        self._tracing = tracer_provider("content-producer", self.settings.worker.otlp_endpoint)
-        self._producer = ContentProducer(
-            self.settings.kafka, Schemas.load().content_event, self._tracing.get_tracer("bench")
-        )
+        tracing = self._tracing = tracer_provider("content-producer", self.settings.worker.otlp_endpoint)
+        self._producer = ContentProducer(self.settings.kafka, Schemas.load().content_event, tracing.get_tracer("bench"))
         self.follower = DecisionFollower(self.settings)
         self.follower.start()
         assert self.worker.proc is not None
         triton = pid_from_file(self.settings.stack.state_dir / "pids" / "triton.pid")
-        self.memory = MemorySampler(self.worker.proc.pid, triton, self.settings.worker.text_model)
+        self.memory = MemorySampler(self.worker.proc.pid, triton, self._text_model)
         self.memory.start()
         return self
 

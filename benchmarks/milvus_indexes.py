@@ -267,9 +267,10 @@ def run_index_study(
     say(f"[milvus] embedding the real titles under {data_root} (cached in .cache/embeddings)")
     real = real_vectors(data_root)
     say(f"[milvus] {len(real)} distinct real texts")
-    study = {"real_vectors": len(real), "k": K, "queries": QUERIES, "sizes": {}}
+    sizes_study: dict[str, Any] = {}
+    study: dict[str, Any] = {"real_vectors": len(real), "k": K, "queries": QUERIES, "sizes": sizes_study}
     for size in sizes:
-        study["sizes"][str(size)] = study_size(settings, size, real, say, only)
+        sizes_study[str(size)] = study_size(settings, size, real, say, only)
     print(format_study(study))
     return study
 

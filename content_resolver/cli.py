@@ -29,14 +29,15 @@ def _items_from(args: argparse.Namespace) -> Iterator:
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.stack import LocalStack, StackError
+    from content_resolver.composition import local_stack
+    from deploy.stack import StackError
     from streams.kafka import ensure_topics
 
-    stack = LocalStack(settings.stack, milvus_token=settings.worker.milvus_token)
+    stack = local_stack(settings)
     try:
         if args.action == "fetch":
             stack.fetch()
-            print("[stack] Kafka jars, Jaeger binary and Triton backend are in place")
+            print("[stack] Kafka jars, Jaeger binary, Triton backend and the ONNX text encoder export are in place")
             return 0
         if args.action == "up":
             if args.fresh_milvus and stack.discard_milvus_data():
@@ -52,10 +53,20 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
             stack.down(args.only)
         for name, line in stack.status().items():
             print(f"{name:8s} {line}")
+        if not args.only or "triton" in args.only:
+            print_text_model_choice(settings)
     except StackError as exc:
         print(f"[stack] FAILED: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_text_model_choice(settings: Settings) -> None:
+    """Which encoder path is served, and why (the measurements behind it)."""
+    from content_resolver.encoder_choice import served_text_model
+
+    for line in served_text_model(settings).lines():
+        print(line)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,10 +81,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         settings = replace(settings, worker=replace(settings.worker, shadow_version=args.shadow))
     ensure_topics(as_shadow(settings).kafka)
     worker = build_worker(settings)
+    profiler = None
+    if settings.worker.profile_out:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.005)
+        profiler.start()
     try:
         faust.Worker(worker.app, loglevel=args.loglevel).execute_from_commandline()
     finally:
         worker.tracing.shutdown()
+        if profiler is not None:
+            profiler.stop()
+            out = Path(settings.worker.profile_out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
     return 0
 
 
@@ -120,13 +142,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from evaluation.evaluate import ResolverConfig, evaluate_command, summary_lines
+    from content_resolver.composition import build_offline_encoder, build_offline_resolver
+    from evaluation.evaluate import evaluate_command
     from evaluation.report import write_report
+    from evaluation.summary import summary_lines
     from inference.matcher_model import load_local_scorer
     from inference.model_repository import ModelRepository
     from resolution.matcher import RuleScorer
     from resolution.policy import Thresholds
 
+    if args.through_stack:
+        from benchmarks.through_stack import through_stack_command
+
+        return through_stack_command(settings, Path(args.dataset), args.split, args.json, args.repeat)
     w = settings.worker
     model_dir = (
         Path(args.model)
@@ -138,14 +166,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
     scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
-    config = ResolverConfig(w.batch_size, w.candidates_k, w.recent_window_s, w.title_candidates_cap)
-    if args.ablation:
-        return _media_ablation(args, scorer, thresholds, config)
-    modalities = {"text": frozenset(), "text+audio": frozenset({"audio"}), "text+image": frozenset({"image"})}.get(
-        args.media, frozenset({"audio", "image"})
-    )
+    encoder = build_offline_encoder(settings, REPO_ROOT / ".cache", args.text_model)
+    kinds = ["exact", "milvus"] if args.index == "both" else [args.index]
+    offlines = [build_offline_resolver(settings, encoder, scorer, thresholds, kind) for kind in kinds]
     results = evaluate_command(
-        Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles, modalities
+        Path(args.dataset),
+        args.split,
+        offlines,
+        args.shuffles,
+        args.stream,
     )
     reference = loaded[0].model.metadata.get("drift_reference") if loaded else None
     for result in results:
@@ -168,33 +197,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _media_ablation(args: argparse.Namespace, scorer: object, thresholds: object, config: object) -> int:
-    """The same dataset resolved on text only, text + audio, text + image, and all."""
-    from evaluation.evaluate import evaluate_command
-
-    rows = {}
-    for name, modalities in (
-        ("text", frozenset()),
-        ("text+audio", frozenset({"audio"})),
-        ("text+image", frozenset({"image"})),
-        ("all", frozenset({"audio", "image"})),
-    ):
-        result = evaluate_command(
-            Path(args.dataset), args.split, scorer, thresholds, config, REPO_ROOT / ".cache", args.shuffles, modalities
-        )[0].metrics  # type: ignore[arg-type]
-        rows[name] = {k: result[k] for k in ("pairwise", "bcubed", "work_pairwise") if k in result}
-        pw = result["pairwise"]
-        work = result.get("work_pairwise", {}).get("f1", float("nan"))
-        print(
-            f"{name:11s} pairwise P {pw['precision']:.4f} R {pw['recall']:.4f} F1 {pw['f1']:.4f}; "
-            f"b-cubed F1 {result['bcubed']['f1']:.4f}; work F1 {work:.4f}"
-        )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    return 0
-
-
-def _replayed_feedback(settings: Settings):  # type: ignore[no-untyped-def]
+def _replayed_feedback(settings: Settings):
     from streams.feedback import replay_feedback
     from streams.topics import Schemas
 
@@ -280,7 +283,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     return _serve(repository, settings, lambda: repository.promote(candidate), f"promoted version {candidate}")
 
 
-def _serve(repository, settings: Settings, change, what: str) -> int:  # type: ignore[no-untyped-def]
+def _serve(repository, settings: Settings, change, what: str) -> int:
     """Writes the new served versions into config.pbtxt and has Triton load them (no restart);
     if Triton cannot, the file is put back as it was and Triton reloaded."""
     from inference.triton_client import TritonModelControl
@@ -455,6 +458,14 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.differing == 0 else 1
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.replay import export_clusters
+
+    rows = export_clusters(settings, Path(args.clusters))
+    print(f"[export] {rows} content items -> {args.clusters} (content_id, entity_id, work_id)")
+    return 0
+
+
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -505,7 +516,15 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from benchmarks.milvus_indexes import real_texts
 
         texts = real_texts(Path(args.encoder_quality))[:3000]
-        quality = {p: quality_against_reference(texts, p, settings.stack.torch_threads) for p in ("bf16", "int8")}
+        from inference.encoder_paths import ENCODER_PATHS, REFERENCE_PATH
+
+        quality = {
+            p.triton_model: quality_against_reference(
+                texts, p.triton_model, settings.stack.torch_threads, settings.stack.cache_dir
+            )
+            for p in ENCODER_PATHS
+            if p != REFERENCE_PATH
+        }
         print(json.dumps(quality, indent=2))
         if args.json:
             write_json(Path(args.json), quality)
@@ -540,7 +559,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         dataset=Path(args.dataset) if args.dataset else None,
         soak_minutes=args.soak or 0.0,
     )
-    result, phases, rss = run_bench(settings, options)
+    from content_resolver.composition import local_stack
+    from content_resolver.encoder_choice import served_text_model
+
+    # A Triton started before this machine's choice was measured may not hold the chosen model.
+    local_stack(settings).ensure_triton_models()
+    choice = served_text_model(settings)
+    result, phases, rss = run_bench(settings, options, choice.model, choice.reason)
     table = format_table(result)
     print("\n" + table)
     if args.json:
@@ -611,12 +636,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="valid", choices=["train", "valid", "test", "all"])
     s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
     s.add_argument(
-        "--media",
-        default="all",
-        choices=["text", "text+audio", "text+image", "all"],
-        help="evidence used where records carry audio_ref / image_ref (default all)",
+        "--text-model",
+        default="",
+        help="the encoder path to embed with, in-process, by its Triton model name (default: the served one)",
     )
-    s.add_argument("--ablation", action="store_true", help="run text, text+audio, text+image and all; print each")
+    s.add_argument(
+        "--stream",
+        default="all",
+        choices=["all", "split"],
+        help="cluster sets: stream every record and score the split's (all), or the split's records alone",
+    )
+    s.add_argument(
+        "--index",
+        default="exact",
+        choices=["exact", "milvus", "both"],
+        help="the exact in-memory index, a fresh Milvus collection with the worker's parameters, or both",
+    )
+    s.add_argument(
+        "--through-stack",
+        action="store_true",
+        help="produce the set to Kafka, let a real worker decide, export its clusters and score them",
+    )
+    s.add_argument(
+        "--repeat", type=int, default=1, help="with --through-stack: stream the same order N times, count differences"
+    )
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
     s.set_defaults(fn=cmd_evaluate)
@@ -679,6 +722,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--worker-url", help="the worker's web address (default: 127.0.0.1 and the worker web port)")
     s.set_defaults(fn=cmd_rebuild)
 
+    s = sub.add_parser("export", help="the current clustering, replayed from resolution-decisions, as CSV")
+    s.add_argument("--clusters", required=True, metavar="OUT.csv", help="content_id, entity_id, work_id per item")
+    s.set_defaults(fn=cmd_export)
+
     s = sub.add_parser("reconcile", help="merge duplicates that were created as entities in different partitions")
     s.add_argument("--every", type=float, metavar="SECONDS", help="keep running, one pass every SECONDS")
     s.set_defaults(fn=cmd_reconcile)
@@ -710,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: worker RSS and recovery time with this many events of state, memory store vs RocksDB",
     )
     s.add_argument(
-        "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
+        "--encoder-quality", metavar="DIR", help="instead: every encoder path's vectors against fp32 on DIR's titles"
     )
     s.set_defaults(fn=cmd_bench)
 

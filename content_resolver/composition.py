@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import faust
+import numpy as np
 from opentelemetry.sdk.trace import TracerProvider
 
+from content_resolver.encoder_choice import measured_choice, served_text_model
+from deploy.stack import LocalStack
+from deploy.stack import say as stack_say
+from evaluation.embedding_cache import CachedTextEncoder
+from evaluation.streaming import OfflineResolver
+from inference.encoder_paths import encoder_path, load_encoder
 from inference.matcher_model import MatcherModel
 from inference.model_repository import ModelRepository
+from inference.onnx_export import ensure_onnx_models
 from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
-from media.loading import MediaLimits
-from media.reader import MediaEvidenceReader
-from resolution.candidates import CandidateFinder
+from resolution.candidates import CandidateFinder, InMemoryVectorIndex, VectorIndex
 from resolution.corrections import CorrectionLimits, Corrector
 from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
+from resolution.errors import DependencyUnavailable
 from resolution.matcher import PairScorer, RuleScorer
-from resolution.media_evidence import MediaMemory
 from resolution.policy import DecisionPolicy, Thresholds
-from resolution.resolver import BatchResolver
+from resolution.resolver import BatchResolver, TextEncoder
 from settings import Settings
 from streams.app import create_app
 from streams.handler import EventBatchHandler, EventScope
@@ -39,6 +49,26 @@ class Worker:
     app: faust.App
     metrics: ResolverMetrics
     tracing: TracerProvider
+
+
+def local_stack(settings: Settings) -> LocalStack:
+    """The local services, with Triton serving the text model chosen by measurement on this CPU
+    (measured once by the first ``stack up``, in seconds) and the ONNX export built by ``fetch``."""
+
+    def chosen() -> str:
+        choice = measured_choice(settings.stack.cache_dir, settings.stack.torch_threads, say=stack_say)
+        stack_say(choice.lines()[0])
+        return choice.model
+
+    def export() -> None:
+        ensure_onnx_models(settings.stack.cache_dir, say=stack_say)
+
+    return LocalStack(
+        settings.stack,
+        milvus_token=settings.worker.milvus_token,
+        text_model=functools.cache(chosen),
+        build_steps=(export,),
+    )
 
 
 def as_shadow(settings: Settings) -> Settings:
@@ -97,18 +127,15 @@ def build_scorer(
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
 
 
-def build_media_reader(settings: Settings) -> MediaEvidenceReader | None:
-    w = settings.worker
-    if not w.media_evidence:
-        return None
-    limits = MediaLimits(
-        max_bytes=w.media_max_bytes,
-        max_duration_s=w.media_max_seconds,
-        audio_seconds=w.media_audio_seconds,
-        max_pixels=w.media_max_pixels,
-        timeout_s=w.media_timeout_s,
-    )
-    return MediaEvidenceReader(limits, concurrency=w.media_concurrency)
+async def warm_up(encoder: TritonTextEncoder, scorer: PairScorer) -> bool:
+    """One small request to the text model and the matcher; False when Triton does not answer."""
+    try:
+        await encoder.encode(["warm-up", "a warm-up title by an artist"])
+        if isinstance(scorer, TritonPairScorer):
+            await scorer.probabilities(np.zeros((2, len(scorer.feature_names)), dtype=np.float32))
+    except DependencyUnavailable:
+        return False
+    return True
 
 
 def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionLimits:
@@ -124,6 +151,98 @@ def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionL
     )
 
 
+def build_batch_resolver(
+    settings: Settings,
+    encoder: TextEncoder,
+    index: VectorIndex,
+    scorer: PairScorer,
+    policy: DecisionPolicy,
+    store: EntityStore,
+) -> BatchResolver:
+    """The resolver of one partition's state, as the worker runs it; ``resolver evaluate`` builds
+    its offline resolvers here too, so every setting the worker honours shapes evaluation."""
+    w = settings.worker
+    finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
+    corrector = Corrector(store, correction_limits(settings, policy.thresholds))
+    return BatchResolver(
+        encoder,
+        finder,
+        scorer,
+        policy,
+        store,
+        max_candidates=w.candidates_k,
+        corrector=corrector,
+        pipeline_chunk=w.pipeline_chunk,
+    )
+
+
+def build_milvus_index(
+    settings: Settings, collection: str | None = None, on_retry: Callable[[str], None] | None = None
+) -> MilvusVectorIndex:
+    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the name."""
+    w = settings.worker
+    return MilvusVectorIndex(
+        w.milvus_uri,
+        collection or w.milvus_collection,
+        TEXT_DIM,
+        token=w.milvus_token,
+        retry_max_s=w.retry_max_s,
+        on_retry=on_retry,
+        hnsw_ef=w.milvus_hnsw_ef,
+    )
+
+
+def build_offline_encoder(settings: Settings, cache_dir: Path, text_model: str = "") -> CachedTextEncoder:
+    """The worker's text model variant in-process (the encoder path its Triton model runs, or
+    ``text_model``), with embeddings cached on disk under that path's version."""
+    path = encoder_path(text_model or served_text_model(settings).model)
+
+    def load() -> Callable[[list[str]], np.ndarray]:
+        return load_encoder(path, settings.stack.cache_dir, threads=settings.stack.torch_threads * 2).encode
+
+    return CachedTextEncoder(cache_dir / "embeddings", path.model_version, load)
+
+
+def build_offline_resolver(
+    settings: Settings,
+    encoder: CachedTextEncoder,
+    scorer: PairScorer,
+    thresholds: Thresholds,
+    index_kind: str = "exact",
+) -> OfflineResolver:
+    """Resolvers for ``resolver evaluate``: the worker's, over an exact in-memory index or a fresh
+    Milvus collection with the worker's index parameters (dropped after each order)."""
+    w = settings.worker
+    policy = DecisionPolicy(thresholds)
+
+    @asynccontextmanager
+    async def fresh() -> AsyncIterator[tuple[BatchResolver, EntityStore]]:
+        store = EntityStore({})
+        if index_kind == "exact":
+            yield build_batch_resolver(settings, encoder, InMemoryVectorIndex(TEXT_DIM), scorer, policy, store), store
+            return
+        index = build_milvus_index(settings, collection=f"eval_{uuid.uuid4().hex[:10]}")
+        try:
+            yield build_batch_resolver(settings, encoder, index, scorer, policy, store), store
+        finally:
+            await index.drop()
+
+    if index_kind not in ("exact", "milvus"):
+        raise ValueError(f"index must be exact or milvus, not {index_kind!r}")
+    limits = correction_limits(settings, thresholds)
+    description = {
+        "index": index_kind if index_kind == "exact" else f"milvus HNSW ef={w.milvus_hnsw_ef}",
+        "text_model": w.text_model,
+        "batch": w.batch_size,
+        "chunk": w.pipeline_chunk,
+        "k": w.candidates_k,
+        "title_cap": w.title_candidates_cap,
+        "corrections": f"conflict<={limits.conflict_threshold} max_entities={limits.max_entities} "
+        f"max_members={limits.max_members}",
+    }
+    return OfflineResolver(encoder, scorer, thresholds, w.batch_size, w.candidates_k, fresh, description)
+
+
 def build_worker(settings: Settings) -> Worker:
     settings = as_shadow(settings)
     w = settings.worker
@@ -136,16 +255,11 @@ def build_worker(settings: Settings) -> Worker:
     def on_retry(dependency: str) -> None:
         metrics.retries.labels(dependency).inc()
 
-    encoder = TritonTextEncoder(w.triton_url, w.text_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
-    index = MilvusVectorIndex(
-        w.milvus_uri,
-        w.milvus_collection,
-        TEXT_DIM,
-        token=w.milvus_token,
-        retry_max_s=w.retry_max_s,
-        on_retry=on_retry,
-        hnsw_ef=w.milvus_hnsw_ef,
+    text_model = served_text_model(settings).model
+    encoder = TritonTextEncoder(
+        w.triton_url, text_model, retry_max_s=w.retry_max_s, on_retry=on_retry, cache_size=w.embedding_cache_size
     )
+    index = build_milvus_index(settings, on_retry=on_retry)
     policies: list[DecisionPolicy] = []
     lc = settings.lifecycle
     drift = DriftMonitor(None, lc.drift_window_s, lc.drift_min_events, lc.drift_psi_threshold)
@@ -164,31 +278,21 @@ def build_worker(settings: Settings) -> Worker:
     policy = DecisionPolicy(thresholds)
     policies.append(policy)
 
-    media = build_media_reader(settings)
-
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
-        finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
-        corrector = Corrector(store, correction_limits(settings, thresholds))
-        resolver = BatchResolver(
-            encoder,
-            finder,
-            scorer,
-            policy,
-            store,
-            max_candidates=w.candidates_k,
-            corrector=corrector,
-            pipeline_chunk=w.pipeline_chunk,
-            media=media,
-            media_memory=MediaMemory(w.media_memory_items),
-            media_candidates=w.media_candidates,
-        )
+        resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store)
         return EventBatchHandler(
             resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
         )
 
+    warmed: list[bool] = []
+
     async def health() -> dict[str, Any]:
         triton = await encoder.ready()
         milvus = await index.ping()
+        if triton and milvus and not warmed:
+            # The first requests pay for cold models and channels: pay it before saying ready.
+            triton = await warm_up(encoder, scorer)
+            warmed.extend([True] if triton else [])
         healthy = triton and milvus
         metrics.healthy.set(1 if healthy else 0)
         return {"healthy": healthy, "triton": triton, "milvus": milvus}

@@ -9,7 +9,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from deploy.stack import LocalStack
+from benchmarks.stats import percentile
 from deploy.worker import WorkerProcess, stop_by_pid_file
 from settings import Settings
 
@@ -63,14 +63,6 @@ def reset_state(settings: Settings) -> None:
             time.sleep(1)
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def collect_decisions(settings: Settings, event_ids: set[str], timeout_s: float) -> dict[str, dict]:
     from streams.kafka import read_topic
     from streams.topics import Schemas
@@ -111,7 +103,9 @@ def run_demo(settings: Settings, reset: bool = True) -> int:
     from telemetry import tracer_provider
 
     started = time.monotonic()
-    stack = LocalStack(settings.stack, milvus_token=settings.worker.milvus_token)
+    from content_resolver.composition import local_stack
+
+    stack = local_stack(settings)
     if reset and stack.discard_milvus_data():
         print("[demo] starting Milvus from an empty data folder (the demo drops its collection anyway)")
     stack.up()

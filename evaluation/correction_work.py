@@ -23,8 +23,9 @@ from evaluation.embedding_cache import minilm_cache
 from evaluation.metrics import pairwise_prf
 from inference.text_encoder import TEXT_DIM
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex
-from resolution.corrections import CorrectionLimits, Corrector, Feedback
+from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
+from resolution.feedback import Feedback
 from resolution.matcher import RuleScorer
 from resolution.model import ContentItem
 from resolution.policy import DecisionPolicy, Thresholds

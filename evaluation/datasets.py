@@ -14,15 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resolution.feed_values import parse_duration_ms, parse_year
 from resolution.model import ContentItem
-from resolution.normalise import (
-    FEATURED_EXTRA_KEY,
-    normalise_isrc,
-    parse_duration_ms,
-    parse_year,
-    split_artist_from_title,
-    split_artists,
-)
+from resolution.normalise import FEATURED_EXTRA_KEY, normalise_isrc, split_artist_from_title, split_artists
 
 RECORD_COLUMNS = (
     "record_id",

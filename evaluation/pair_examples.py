@@ -115,8 +115,9 @@ def cluster_set_examples(ds: Dataset, encoder: CachedTextEncoder, k: int = 10, s
             if norms[cid].title_only_key:  # the title-only candidate path: covers and namesakes
                 by_key["title:" + norms[cid].title_only_key].append(i)
             by_cluster[ds.truth[cid].entity_id].append(i)
-            if ds.truth[cid].work_id:
-                by_cluster["work:" + ds.truth[cid].work_id].append(i)
+            work_id = ds.truth[cid].work_id
+            if work_id:
+                by_cluster["work:" + work_id].append(i)
         for group in (*by_key.values(), *by_cluster.values()):
             group_pairs = [(a, b) for n, a in enumerate(group) for b in group[n + 1 :]]
             if len(group_pairs) > MAX_TRUE_PAIRS_PER_CLUSTER:

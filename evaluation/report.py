@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 import numpy as np
 
-from evaluation.evaluate import EvaluationResult
+from evaluation.cluster_scoring import EvaluationResult
 from evaluation.metrics import precision_recall_curve
 
 
@@ -45,7 +45,7 @@ def histogram_png(labels: list[int], scores: list[float], score_name: str, thres
     values = np.asarray(scores)
     truth = np.asarray(labels, dtype=bool)
     figure, axis = plt.subplots(figsize=(5, 4))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     axis.hist(values[~truth], bins=bins, alpha=0.6, label="negative pairs", log=True)
     axis.hist(values[truth], bins=bins, alpha=0.6, label="positive pairs", log=True)
     axis.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")

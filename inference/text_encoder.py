@@ -8,7 +8,9 @@ Linear layer). ``docs/performance.md`` has their speed and how far their vectors
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +25,13 @@ DEFAULT_CHUNK_SIZE = 16
 def text_model_version(precision: str = "fp32") -> str:
     """The version string decisions carry: the reference has no suffix."""
     return TEXT_MODEL_VERSION if precision == "fp32" else f"{TEXT_MODEL_VERSION}-{precision}"
+
+
+def served_precision(model_repository: Path, model: str) -> str:
+    """The ``precision`` parameter of a Triton text model's config.pbtxt (fp32 when it has none)."""
+    config = (model_repository / model / "config.pbtxt").read_text()
+    found = re.search(r'key:\s*"precision"\s*value:\s*\{\s*string_value:\s*"(\w+)"', config)
+    return found.group(1) if found else "fp32"
 
 
 class EmbeddingCache:
@@ -54,6 +63,9 @@ class EmbeddingCache:
 
     def __len__(self) -> int:
         return len(self._vectors)
+
+    def clear(self) -> None:
+        self._vectors.clear()
 
 
 class MiniLMEncoder:

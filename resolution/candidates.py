@@ -13,12 +13,14 @@ arrived just before it, including earlier items of its own batch.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from resolution.model import Candidate
 
@@ -30,7 +32,7 @@ class IndexedRow:
     content_id: str
     entity_id: str
     work_id: str
-    vector: np.ndarray
+    vector: NDArray[np.float32]
     title_key: str
     isrc: str
     meta: dict[str, Any]
@@ -46,11 +48,13 @@ class IndexHit:
 class VectorIndex(Protocol):
     """A store of item vectors with metadata: Milvus in the stream, in memory for offline runs."""
 
-    async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]: ...
+    async def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]: ...
 
     async def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]: ...
 
-    async def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    async def lookup_titles(
+        self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int
+    ) -> list[list[IndexHit]]:
         """Per query: at most ``cap`` rows whose ``title_only_key`` equals the query's (none for
         ""), most similar first. One bounded request per batch."""
         ...
@@ -74,10 +78,10 @@ class InMemoryVectorIndex:
     def __len__(self) -> int:
         return len(self._rows)
 
-    async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+    async def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         return self.search_now(vectors, k)
 
-    def search_now(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+    def search_now(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         if not self._rows or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
         if self._dirty:
@@ -104,10 +108,14 @@ class InMemoryVectorIndex:
                 ids |= self._by_isrc.get(isrc, set())
         return [self._rows[c] for c in sorted(ids)]
 
-    async def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    async def lookup_titles(
+        self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int
+    ) -> list[list[IndexHit]]:
         return self.lookup_titles_now(vectors, title_only_keys, cap)
 
-    def lookup_titles_now(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    def lookup_titles_now(
+        self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int
+    ) -> list[list[IndexHit]]:
         out: list[list[IndexHit]] = []
         for vector, key in zip(vectors, title_only_keys, strict=True):
             ids = sorted(self._by_title_only.get(key, ())) if key and cap > 0 else []
@@ -175,14 +183,14 @@ class RecentWrites:
             del self._written[cid]
         self._index.remove(stale)
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
+    def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
         self._expire(self._clock())
         return self._index.search_now(vectors, k)
 
     def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]:
         return self._index.lookup_keys_now(title_keys, isrcs)
 
-    def lookup_titles(self, vectors: np.ndarray, title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
+    def lookup_titles(self, vectors: NDArray[np.float32], title_only_keys: list[str], cap: int) -> list[list[IndexHit]]:
         return self._index.lookup_titles_now(vectors, title_only_keys, cap)
 
     def __len__(self) -> int:
@@ -207,15 +215,23 @@ class CandidateFinder:
         return self._title_cap
 
     async def prefetch(
-        self, vectors: np.ndarray, title_keys: list[str], isrcs: list[str], title_only_keys: list[str] | None = None
+        self,
+        vectors: NDArray[np.float32],
+        title_keys: list[str],
+        isrcs: list[str],
+        title_only_keys: list[str] | None = None,
     ) -> list[list[Candidate]]:
         """One ANN search, one key lookup and (with a title cap) one bounded title-only lookup for
-        the whole batch (the expensive, remote part)."""
-        ann = await self._index.search(vectors, self._k)
-        keyed = await self._index.lookup_keys(title_keys, isrcs)
-        titled: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
-        if self._title_cap > 0 and title_only_keys and any(title_only_keys):
-            titled = await self._index.lookup_titles(vectors, title_only_keys, self._title_cap)
+        the whole batch (the expensive, remote part), in flight together: three round trips
+        cost about one."""
+        with_titles = bool(self._title_cap > 0 and title_only_keys and any(title_only_keys))
+        ann, keyed, titled = await asyncio.gather(
+            self._index.search(vectors, self._k),
+            self._index.lookup_keys(title_keys, isrcs),
+            self._index.lookup_titles(vectors, title_only_keys or [], self._title_cap)
+            if with_titles
+            else _no_hits(len(vectors)),
+        )
         out: list[list[Candidate]] = []
         for qi, hits in enumerate(ann):
             found = {h.row.content_id: _candidate(h.row, h.similarity, "ann") for h in hits}
@@ -232,7 +248,7 @@ class CandidateFinder:
     def complete(
         self,
         prefetched: list[Candidate],
-        vector: np.ndarray,
+        vector: NDArray[np.float32],
         title_key: str,
         isrc: str,
         exclude: str,
@@ -242,22 +258,46 @@ class CandidateFinder:
 
         Recent rows win over index rows: they carry the newest entity assignment.
         """
-        found = {c.content_id: c for c in prefetched}
-        for hit in self._recent.search(vector[None, :], self._k)[0]:
-            found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
-        for row in self._recent.lookup_keys([title_key], [isrc]):
-            found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
-        if self._title_cap > 0 and title_only_key:
-            for hit in self._recent.lookup_titles(vector[None, :], [title_only_key], self._title_cap)[0]:
+        return self.complete_all([prefetched], vector[None, :], [title_key], [isrc], [exclude], [title_only_key])[0]
+
+    def complete_all(
+        self,
+        prefetched: list[list[Candidate]],
+        vectors: NDArray[np.float32],
+        title_keys: list[str],
+        isrcs: list[str],
+        excludes: list[str],
+        title_only_keys: list[str],
+    ) -> list[list[Candidate]]:
+        """``complete`` for every item of a chunk at once: one exact search of the recent writes
+        for all of them (the recent writes do not change while a chunk's candidates are gathered)."""
+        recent_hits = self._recent.search(vectors, self._k)
+        titled: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
+        if self._title_cap > 0 and any(title_only_keys):
+            titled = self._recent.lookup_titles(vectors, title_only_keys, self._title_cap)
+        out = []
+        for qi, vector in enumerate(vectors):
+            found = {c.content_id: c for c in prefetched[qi]}
+            for hit in recent_hits[qi]:
                 found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
-        found.pop(exclude, None)
-        return sorted(found.values(), key=lambda c: -c.similarity)
+            for row in self._recent.lookup_keys([title_keys[qi]], [isrcs[qi]]):
+                found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
+            if title_only_keys[qi]:
+                for hit in titled[qi]:
+                    found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
+            found.pop(excludes[qi], None)
+            out.append(sorted(found.values(), key=lambda c: -c.similarity))
+        return out
 
     def remember(self, rows: list[IndexedRow]) -> None:
         self._recent.add(rows)
 
     async def write(self, rows: list[IndexedRow]) -> None:
         await self._index.upsert(rows)
+
+
+async def _no_hits(n: int) -> list[list[IndexHit]]:
+    return [[] for _ in range(n)]
 
 
 def _candidate(row: IndexedRow, similarity: float, via: str) -> Candidate:

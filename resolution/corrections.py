@@ -2,95 +2,40 @@
 earlier decisions, and applying curators' feedback as hard constraints.
 
 The evidence is what the resolver already scored: every decided item keeps p(same) against its
-candidates (``g:`` in ``EntityStore``). Re-examination re-clusters the members of a few entities
-from that evidence, without calling a model again, so it costs table reads only:
-
-1. each entity starts as one cluster, unless it holds a contradiction inside (a must-not-link
-   pair, or a pair scored p(same) <= ``conflict_threshold``): then its members start apart;
-2. must-link pairs join their clusters (a must-not-link between them wins: those clusters
-   start apart and are tried again);
-3. positive pairs (p(same) >= ``merge_threshold``), strongest first, join their clusters
-   unless a contradiction lies between them (constrained single linkage).
-
-The new partition is turned into entity-level decisions: the part holding most of an entity's
-members keeps its id (ties: the larger entity, then the smaller id), an entity whose members all
-leave is retired into where they went (``MERGE``), members leaving an entity that stays are
-``REASSIGN``-ed to an existing entity or ``SPLIT`` into a new one.
+candidates (``g:`` in ``EntityStore``). ``Corrector`` gathers the neighbourhood (the item's
+entity plus at most ``max_entities`` others, ``max_members`` members), its pair scores and the
+curators' constraints, has ``reclustering`` partition it and plan the moves, and turns the moves
+into decisions. It never calls a model, so it costs table reads only.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-from resolution.entities import APART_VERDICTS, SAME_VERDICTS, EntityStore
+from resolution.entities import EntityStore
+from resolution.feedback import Feedback
 from resolution.model import Action, Decision, Relation, ScoredCandidate, stable_id
-
-VERDICTS = (*SAME_VERDICTS, *APART_VERDICTS)
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """A curator's judgement on two content items (``CuratorFeedback.avsc``)."""
-
-    feedback_id: str
-    left: str
-    right: str
-    verdict: str
-    curator: str
-    note: str = ""
-    created_at_ms: int = 0
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Feedback:
-        return cls(
-            feedback_id=record["feedback_id"],
-            left=record["left_content_id"],
-            right=record["right_content_id"],
-            verdict=record["verdict"],
-            curator=record["curator"],
-            note=record.get("note", ""),
-            created_at_ms=int(record.get("created_at_ms") or 0),
-        )
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "feedback_id": self.feedback_id,
-            "left_content_id": self.left,
-            "right_content_id": self.right,
-            "verdict": self.verdict,
-            "curator": self.curator,
-            "note": self.note,
-            "created_at_ms": self.created_at_ms,
-        }
+from resolution.reclustering import pair_key, plan_moves, recluster
+from settings import WorkerSettings
 
 
 @dataclass(frozen=True)
 class CorrectionLimits:
-    merge_threshold: float = 0.5
+    # Defaults are the worker's (settings.WorkerSettings): one place for each.
+    merge_threshold: float = WorkerSettings.merge_threshold
     # An item scoring at least this with members of two entities binds them.
-    bind_threshold: float = 0.5
+    bind_threshold: float = WorkerSettings.merge_threshold
     # A pair scored at most this is evidence that the two are not the same.
-    conflict_threshold: float = 0.05
+    conflict_threshold: float = WorkerSettings.conflict_threshold
     # Work per event: entities re-examined beyond the trigger's own, and their members in all.
-    max_entities: int = 8
-    max_members: int = 200
+    max_entities: int = WorkerSettings.correction_max_entities
+    max_members: int = WorkerSettings.correction_max_members
 
 
 @dataclass
 class Correction:
     decisions: list[Decision] = field(default_factory=list)
     examined: int = 0  # entities re-examined
-
-
-@dataclass(frozen=True)
-class Move:
-    source: str
-    target: str
-    members: tuple[str, ...]
-    action: Action
-    target_is_new: bool
 
 
 class Corrector:
@@ -230,12 +175,12 @@ class Corrector:
         for node in nodes:
             for other, p in self._store.edges(node).items():
                 if other in node_set and other != node:
-                    pair = _pair(node, other)
+                    pair = pair_key(node, other)
                     edges[pair] = min(p, edges.get(pair, p))  # newer contradicting evidence wins
             held = self._store.constraints(node)
-            must.update(_pair(node, o) for o in held.get("same", []) if o in node_set and o != node)
-            cannot.update(_pair(node, o) for o in held.get("different", []) if o in node_set and o != node)
-        clusters = recluster(members, edges, must, cannot, self.limits)
+            must.update(pair_key(node, o) for o in held.get("same", []) if o in node_set and o != node)
+            cannot.update(pair_key(node, o) for o in held.get("different", []) if o in node_set and o != node)
+        clusters = recluster(members, edges, must, cannot, self.limits.merge_threshold, self.limits.conflict_threshold)
         moves = plan_moves(clusters, members, lambda part: stable_id("ent", event_id, "split", min(part)))
         decisions = []
         for move in moves:
@@ -259,124 +204,3 @@ class Corrector:
 
     def _entity(self, content_id: str) -> str | None:
         return self._store.entity_of(content_id)
-
-
-def _pair(a: str, b: str) -> tuple[str, str]:
-    return (a, b) if a < b else (b, a)
-
-
-def recluster(
-    entities: dict[str, list[str]],
-    edges: dict[tuple[str, str], float],
-    must: set[tuple[str, str]],
-    cannot: set[tuple[str, str]],
-    limits: CorrectionLimits,
-) -> list[list[str]]:
-    """The partition of the entities' members that the evidence and constraints support."""
-    home = {m: e for e, ms in entities.items() for m in ms}
-    hard: dict[str, set[str]] = {}
-    soft: dict[str, set[str]] = {}
-    for a, b in cannot:
-        hard.setdefault(a, set()).add(b)
-        hard.setdefault(b, set()).add(a)
-    for (a, b), p in edges.items():
-        if p <= limits.conflict_threshold and (a, b) not in must:
-            soft.setdefault(a, set()).add(b)
-            soft.setdefault(b, set()).add(a)
-
-    def contradicts(xs: set[str], ys: set[str], hard_only: bool) -> bool:
-        return any(hard.get(x, set()) & ys or (not hard_only and soft.get(x, set()) & ys) for x in xs)
-
-    apart = {e for e, ms in entities.items() if contradicts(set(ms), set(ms), hard_only=False)}
-    while True:
-        groups = _Groups(home)
-        for e, ms in entities.items():
-            if e not in apart:
-                for m in ms[1:]:
-                    groups.join(ms[0], m)
-        restart = False
-        for a, b in sorted(must):
-            ra, rb = groups.find(a), groups.find(b)
-            if ra == rb:
-                continue
-            if contradicts(groups.members[ra], groups.members[rb], hard_only=True):
-                owners = {home[a], home[b]} - apart
-                if owners:
-                    apart |= owners
-                    restart = True
-                    break
-                continue  # contradictory curators: must-not-link wins
-            groups.join(a, b)
-        if not restart:
-            break
-    for (a, b), p in sorted(edges.items(), key=lambda kv: (-kv[1], kv[0])):
-        if p < limits.merge_threshold:
-            break
-        ra, rb = groups.find(a), groups.find(b)
-        if ra != rb and not contradicts(groups.members[ra], groups.members[rb], hard_only=False):
-            groups.join(a, b)
-    return groups.partition()
-
-
-class _Groups:
-    """Union-find that also keeps each group's members (groups are small)."""
-
-    def __init__(self, home: dict[str, str]) -> None:
-        self._parent = {m: m for m in home}
-        self.members: dict[str, set[str]] = {m: {m} for m in home}
-
-    def find(self, x: str) -> str:
-        while self._parent[x] != x:
-            self._parent[x] = self._parent[self._parent[x]]
-            x = self._parent[x]
-        return x
-
-    def join(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if len(self.members[ra]) < len(self.members[rb]) or (
-            len(self.members[ra]) == len(self.members[rb]) and rb < ra
-        ):
-            ra, rb = rb, ra
-        self._parent[rb] = ra
-        self.members[ra] |= self.members.pop(rb)
-
-    def partition(self) -> list[list[str]]:
-        return sorted((sorted(ms) for ms in self.members.values()), key=lambda ms: (-len(ms), ms[0]))
-
-
-def plan_moves(clusters: list[list[str]], entities: dict[str, list[str]], new_id: Any) -> list[Move]:
-    """Entity-level moves that turn the current entities into ``clusters`` (none if equal)."""
-    home = {m: e for e, ms in entities.items() for m in ms}
-    sizes = {e: len(ms) for e, ms in entities.items()}
-    taken: set[str] = set()
-    wanted: list[tuple[str, list[str], bool]] = []
-    for cluster in sorted(clusters, key=lambda c: (-len(c), min(c))):
-        counts = Counter(home[m] for m in cluster)
-        options = sorted(counts, key=lambda e: (-counts[e], -sizes[e], e))
-        chosen = next((e for e in options if e not in taken), None)
-        is_new = chosen is None
-        target = new_id(cluster) if chosen is None else chosen
-        taken.add(target)
-        wanted.append((target, cluster, is_new))
-    remaining = dict(sizes)
-    exists = set(entities)
-    moves: list[Move] = []
-    for target, cluster, is_new in wanted:
-        by_source: dict[str, list[str]] = {}
-        for m in cluster:
-            if home[m] != target:
-                by_source.setdefault(home[m], []).append(m)
-        for source in sorted(by_source):
-            moved = tuple(sorted(by_source[source]))
-            remaining[source] -= len(moved)
-            if target not in exists:
-                action = Action.SPLIT
-            elif remaining[source] == 0:
-                action = Action.MERGE
-            else:
-                action = Action.REASSIGN
-            moves.append(Move(source, target, moved, action, is_new and target not in exists))
-            exists.add(target)
-    return moves

@@ -239,6 +239,18 @@ def rebuild_state(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return table
 
 
+def cluster_rows(table: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(content id, entity id, work id) of every content item in a state, sorted by content id:
+    the current clustering, with corrections applied (retired entities resolved to survivors)."""
+    store = EntityStore(table)
+    rows = []
+    for key in sorted(k for k in table if k.startswith("c:")):
+        content_id = key[2:]
+        entity_id = store.resolve_id(table[key])
+        rows.append((content_id, entity_id, store.work_of(entity_id) or entity_id))
+    return rows
+
+
 STATE_PREFIXES = ("c:", "e:", "v:", "d:", "g:", "k:")
 
 

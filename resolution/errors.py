@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -22,7 +23,8 @@ class DependencyUnavailable(RuntimeError):
 
 def describe(exc: BaseException) -> str:
     """The exception's type and message; Triton's client exceptions have an empty repr."""
-    message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
+    method = getattr(exc, "message", None)
+    message = str(method()) if callable(method) else str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
@@ -31,17 +33,24 @@ async def with_backoff(
     *,
     unavailable: type[DependencyUnavailable],
     what: str,
-    retry_max_s: float,
+    retry_max_s: float = math.inf,
     retryable: tuple[type[BaseException], ...] = (Exception,),
+    retry_if: Callable[[BaseException], bool] | None = None,
     on_retry: Callable[[str], None] | None = None,
+    on_failure: Callable[[BaseException, float], None] | None = None,
     reset: Callable[[], Awaitable[None]] | None = None,
     call_timeout_s: float | None = None,
+    initial_delay_s: float = 0.2,
+    max_delay_s: float = 5.0,
 ) -> T:
-    """Calls until it succeeds, backing off exponentially; after ``retry_max_s`` raises ``unavailable``.
+    """Calls until it succeeds, backing off exponentially; after ``retry_max_s`` raises ``unavailable``
+    (the default, no budget, retries until it succeeds: a held batch waits out any outage).
 
-    ``call_timeout_s`` bounds each attempt, so a hung connection counts as a failed attempt.
-    ``reset`` drops the client between attempts: a restarted server needs a new channel."""
-    delay = 0.2
+    An exception not in ``retryable`` (or refused by ``retry_if``) propagates at once.
+    ``on_failure(exc, delay)`` replaces the warning logged before each wait. ``call_timeout_s``
+    bounds each attempt, so a hung connection counts as a failed attempt. ``reset`` drops the
+    client between attempts: a restarted server needs a new channel."""
+    delay = initial_delay_s
     waited = 0.0
     while True:
         started = time.monotonic()
@@ -50,14 +59,19 @@ async def with_backoff(
                 return await call()
             return await asyncio.wait_for(call(), timeout=call_timeout_s)
         except retryable as exc:
+            if retry_if is not None and not retry_if(exc):
+                raise
             waited += time.monotonic() - started
             if waited >= retry_max_s:
                 raise unavailable(f"{what}: {describe(exc)}") from exc
             if on_retry is not None:
                 on_retry(unavailable.dependency)
-            log.warning("%s failed (%s); retrying in %.1fs", what, describe(exc), delay)
+            if on_failure is not None:
+                on_failure(exc, delay)
+            else:
+                log.warning("%s failed (%s); retrying in %.1fs", what, describe(exc), delay)
             await asyncio.sleep(delay)
             waited += delay
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, max_delay_s)
             if reset is not None:
                 await reset()

@@ -73,9 +73,33 @@ def with_performance_evidence(probabilities: dict[str, float], signals: dict[str
     return {**probabilities, "same": 0.01, "version_of": probabilities.get("version_of", 0.0) + moved}
 
 
+def with_other_cut_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
+    """One artist's same-titled track of another length (a radio edit, an extended mix, a
+    re-release; neither a video) is a version of the same song when it is not the same
+    recording: the p(none) a scorer gives it goes to ``version_of``. A model trained on the golden
+    sets cannot learn it (MusicBrainz, the only set with lengths and same-artist namesakes,
+    records no works, so it labels these pairs "none"). p(same) is left alone: whether the two
+    are one recording remains the scorer's call."""
+    if (
+        signals.get("title_equal", 0.0) < 1.0
+        or signals.get("title_placeholder", 0.0) >= 1.0
+        or signals.get("artist_known", 0.0) < 1.0
+        or signals.get("artist_overlap", 0.0) < 1.0
+        or signals.get("one_is_video", 0.0) >= 1.0
+        or signals.get("both_video", 0.0) >= 1.0
+        or signals.get("duration_known", 0.0) < 1.0
+        or signals.get("duration_diff_s", 0.0) < PERFORMANCE_GAP_S
+        or probabilities.get("none", 0.0) <= 0.01
+    ):
+        return probabilities
+    moved = probabilities["none"] - 0.01
+    return {**probabilities, "none": 0.01, "version_of": probabilities.get("version_of", 0.0) + moved}
+
+
 def with_rule_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
-    """The hard evidence applied after any scorer: identifiers, then performances."""
-    return with_performance_evidence(with_identifier_evidence(probabilities, signals), signals)
+    """The hard evidence applied after any scorer: identifiers, performances, other cuts."""
+    applied = with_performance_evidence(with_identifier_evidence(probabilities, signals), signals)
+    return with_other_cut_evidence(applied, signals)
 
 
 def _sigmoid(x: float) -> float:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from resolution.model import ContentItem
 
@@ -35,9 +36,9 @@ class MediaEvidence:
     """What an item's ``audio_ref`` and ``image_ref`` gave; ``failures`` names the modalities that
     were referenced but could not be read, with the reason code and detail."""
 
-    fingerprint: np.ndarray | None = None
-    chroma: np.ndarray | None = None
-    image_bits: np.ndarray | None = None
+    fingerprint: NDArray[Any] | None = None
+    chroma: NDArray[Any] | None = None
+    image_bits: NDArray[Any] | None = None
     failures: tuple[tuple[str, str, str], ...] = ()  # (modality, reason, detail)
 
     @property
@@ -70,7 +71,7 @@ _FFT = 2 * MAX_FRAMES
 _LAGS = np.fft.fftfreq(_FFT, 1.0 / _FFT).astype(np.int64)  # 0, 1, ..., -1
 
 
-def _bit_planes(fp: np.ndarray) -> np.ndarray:
+def _bit_planes(fp: NDArray[Any]) -> NDArray[Any]:
     """(32, n) float32 of +-1."""
     bits = (fp[None, :].astype(np.uint64) >> np.arange(32, dtype=np.uint64)[:, None]) & 1
     return bits.astype(np.float32) * 2.0 - 1.0
@@ -79,11 +80,11 @@ def _bit_planes(fp: np.ndarray) -> np.ndarray:
 class FingerprintSpectra:
     """Fingerprints prepared once (their bit planes' spectra) for many comparisons."""
 
-    def __init__(self, fingerprints: Sequence[np.ndarray]) -> None:
+    def __init__(self, fingerprints: Sequence[NDArray[Any]]) -> None:
         self.lengths = np.array([len(f) for f in fingerprints], dtype=np.int64)
         self.spectra = np.stack([np.fft.rfft(_bit_planes(f[:MAX_FRAMES]), n=_FFT, axis=1) for f in fingerprints])
 
-    def similarities(self, query: np.ndarray) -> np.ndarray:
+    def similarities(self, query: NDArray[Any]) -> NDArray[Any]:
         """Score of ``query`` against every prepared fingerprint: (n,) float in [0, 1]."""
         query = query[:MAX_FRAMES]
         q = np.fft.rfft(_bit_planes(query), n=_FFT, axis=1)
@@ -94,14 +95,14 @@ class FingerprintSpectra:
         overlap = np.clip(ends - starts, 0, None)
         errors = (32.0 * overlap - corr) / 2.0
         ber = np.where(overlap >= MIN_OVERLAP, errors / (32.0 * np.maximum(overlap, 1)), 1.0)
-        return np.clip(1.0 - 2.0 * ber.min(axis=1), 0.0, 1.0)
+        return cast(NDArray[Any], np.clip(1.0 - 2.0 * ber.min(axis=1), 0.0, 1.0))
 
 
-def fingerprint_similarity(a: np.ndarray, b: np.ndarray) -> float:
+def fingerprint_similarity(a: NDArray[Any], b: NDArray[Any]) -> float:
     return float(FingerprintSpectra([b]).similarities(a)[0])
 
 
-def reference_fingerprint_similarity(a: np.ndarray, b: np.ndarray) -> float:
+def reference_fingerprint_similarity(a: NDArray[Any], b: NDArray[Any]) -> float:
     """The same score by brute force over every offset (popcount of XOR): the independent check."""
     a, b = a[:MAX_FRAMES], b[:MAX_FRAMES]
     best = 1.0
@@ -114,7 +115,7 @@ def reference_fingerprint_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return max(0.0, 1.0 - 2.0 * best)
 
 
-def _chroma_scores(q: np.ndarray, others: np.ndarray) -> np.ndarray:
+def _chroma_scores(q: NDArray[Any], others: NDArray[Any]) -> NDArray[Any]:
     """(n, 12) best-over-shift cosine per transposition; q (STEPS, 12), others (n, STEPS, 12)."""
     steps = CHROMA_STEPS
     out = np.full((others.shape[0], 12), -1.0, dtype=np.float32)
@@ -129,7 +130,7 @@ def _chroma_scores(q: np.ndarray, others: np.ndarray) -> np.ndarray:
     return out
 
 
-def transposition_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+def transposition_similarity(a: NDArray[Any], b: NDArray[Any]) -> tuple[float, int]:
     """Best cosine over the 12 transpositions of ``b`` (one step of misalignment allowed), and
     the transposition in semitones."""
     scores = _chroma_scores(a.reshape(CHROMA_STEPS, 12), b.reshape(1, CHROMA_STEPS, 12))[0]
@@ -137,19 +138,20 @@ def transposition_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return float(scores[best]), best
 
 
-def transposition_similarities(query: np.ndarray, others: np.ndarray) -> np.ndarray:
+def transposition_similarities(query: NDArray[Any], others: NDArray[Any]) -> NDArray[Any]:
     """(n,) ``transposition_similarity`` of ``query`` against each row of ``others``."""
     n = others.shape[0]
-    return _chroma_scores(query.reshape(CHROMA_STEPS, 12), others.reshape(n, CHROMA_STEPS, 12)).max(axis=1)
+    scores = _chroma_scores(query.reshape(CHROMA_STEPS, 12), others.reshape(n, CHROMA_STEPS, 12))
+    return cast(NDArray[Any], scores.max(axis=1))
 
 
-def hash_similarity(a: np.ndarray, b: np.ndarray) -> float:
+def hash_similarity(a: NDArray[Any], b: NDArray[Any]) -> float:
     return 1.0 - float(np.count_nonzero(a != b)) / a.size
 
 
-def hash_similarities(query: np.ndarray, others: np.ndarray) -> np.ndarray:
+def hash_similarities(query: NDArray[Any], others: NDArray[Any]) -> NDArray[Any]:
     """(n,) share of equal bits of ``query`` against each row of ``others`` (n, bits)."""
-    return 1.0 - (others != query[None, :]).mean(axis=1)
+    return cast(NDArray[Any], 1.0 - (others != query[None, :]).mean(axis=1))
 
 
 def media_signals(a: MediaEvidence | None, b: MediaEvidence | None) -> dict[str, float]:
@@ -202,7 +204,7 @@ def with_media_evidence(probabilities: dict[str, float], signals: dict[str, floa
 _POSTING_SHIFT = 12  # look-up on the top 20 bits of each sub-fingerprint: survives noise better
 
 
-def _posting_keys(fingerprint: np.ndarray) -> frozenset[int]:
+def _posting_keys(fingerprint: NDArray[Any]) -> frozenset[int]:
     return frozenset(int(v) >> _POSTING_SHIFT for v in fingerprint)
 
 
@@ -216,8 +218,8 @@ def shared_sub_fingerprints(a: MediaEvidence, b: MediaEvidence) -> int:
 @dataclass
 class _Remembered:
     evidence: MediaEvidence
-    meta: dict
-    vector: np.ndarray
+    meta: dict[str, Any]
+    vector: NDArray[Any]
     keys: frozenset[int]
 
 
@@ -239,7 +241,7 @@ class MediaMemory:
         found = self._items.get(content_id)
         return found.evidence if found else None
 
-    def add(self, content_id: str, evidence: MediaEvidence, meta: dict, vector: np.ndarray) -> None:
+    def add(self, content_id: str, evidence: MediaEvidence, meta: dict[str, Any], vector: NDArray[Any]) -> None:
         if not (evidence.has_audio or evidence.has_image):
             return
         self._drop(content_id)
@@ -261,7 +263,7 @@ class MediaMemory:
                 if not ids:
                     del self._postings[key]
 
-    def similar(self, evidence: MediaEvidence, k: int, exclude: str) -> list[tuple[str, dict, np.ndarray]]:
+    def similar(self, evidence: MediaEvidence, k: int, exclude: str) -> list[tuple[str, dict[str, Any], NDArray[Any]]]:
         """Up to ``k`` remembered items sharing the most sub-fingerprints with ``evidence``."""
         if evidence.fingerprint is None or k <= 0:
             return []

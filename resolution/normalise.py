@@ -1,171 +1,22 @@
-"""Parsing messy feed values and normalising content items for matching.
+"""Normalising content items for matching.
 
-Feeds disagree on everything: durations come as seconds, minutes, ``mm:ss`` or milliseconds,
-years as ``'75`` or dates, artists inside titles, featured artists in either field, and version
+Feeds disagree on everything: artists inside titles, featured artists in either field, and version
 tags ("Live at ...", "Remastered 2011", "(Official Video)") glued to titles. This module turns
 all of that into one comparable shape, ``NormalisedItem``, which is what the matcher, the
-blocking keys and the text encoder see.
+blocking keys and the text encoder see. Raw durations and years are read by ``feed_values``.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from resolution.feed_values import parse_duration_ms, parse_year
 from resolution.model import ContentItem
-
-# --------------------------------------------------------------------------------------------
-# Durations and years
-# --------------------------------------------------------------------------------------------
-
-_MIN_DURATION_MS = 1_000
-_MAX_DURATION_MS = 6 * 3600 * 1000
-_MS_THRESHOLD = 30_000  # a bare number above this is milliseconds: no track runs 8+ hours
-_MINUTES_BELOW = 30  # a decimal below this is minutes: "3.663" is a song, not 3.6 s
-
-_NULL_WORDS = frozenset({"", "null", "none", "nan", "unknown", "unk", "na", "n/a", "-", "--", "?"})
-_CLOCK_RE = re.compile(r"^(?:(\d{1,2}):)?(\d{1,3}):(\d{1,2}(?:\.\d+)?)$")
-_MIN_SEC_RE = re.compile(r"^(?:(\d{1,3})m(?:in)?)?-?(?:(\d{1,2})s(?:ec)?)?$")
-_NUMBER_RE = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)$")
-# Feeds that went through OCR or hand typing swap O for 0 and | for 1 ("O3:35", "|993").
-_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "|": "1"})
-
-
-def _is_null(text: str) -> bool:
-    return text.strip().casefold().strip(".") in _NULL_WORDS
-
-
-def _duration_in_range(ms: float) -> int | None:
-    value = round(ms)
-    return value if _MIN_DURATION_MS < value < _MAX_DURATION_MS else None
-
-
-def _number_to_ms(value: float, decimal: bool) -> int | None:
-    if value < 0 or math.isnan(value) or math.isinf(value):
-        return None
-    if value > _MS_THRESHOLD:
-        return _duration_in_range(value)
-    if decimal and value < _MINUTES_BELOW:
-        return _duration_in_range(value * 60_000)
-    return _duration_in_range(value * 1000)
-
-
-def parse_duration_ms(raw: str | float | int | None) -> int | None:
-    """A duration in milliseconds from whatever a feed sent, or None when it cannot be trusted.
-
-    Accepted: seconds (``219``, ``219.5``), minutes as a decimal below 30 (``3.663`` -> 219780;
-    in text a decimal point is enough, so ``4.0`` is four minutes), ``mm:ss`` / ``h:mm:ss``
-    (fractions of a second allowed), ``4m 36sec``, and milliseconds (any number above 30000).
-    Whitespace inside the value is dropped first because some feeds scatter spaces ("02 :55").
-    Results outside the open interval (1 s, 6 h) are None.
-    """
-    if raw is None or isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        return _number_to_ms(float(raw), isinstance(raw, float) and not float(raw).is_integer())
-    text = re.sub(r"\s+", "", str(raw))
-    if _is_null(text) or text.startswith("-"):
-        return None
-    if re.fullmatch(r"[\dOo|.:]+", text) and re.search(r"\d", text):
-        text = text.translate(_DIGIT_LOOKALIKES)
-    clock = _CLOCK_RE.match(text)
-    if clock:
-        hours, minutes, seconds = int(clock.group(1) or 0), int(clock.group(2)), float(clock.group(3))
-        if seconds >= 60 or (clock.group(1) is not None and minutes >= 60):
-            return None
-        return _duration_in_range(((hours * 60 + minutes) * 60 + seconds) * 1000)
-    lowered = text.casefold()
-    min_sec = _MIN_SEC_RE.match(lowered)
-    if min_sec and (min_sec.group(1) or min_sec.group(2)) and ("m" in lowered or "s" in lowered):
-        minutes, seconds = int(min_sec.group(1) or 0), int(min_sec.group(2) or 0)
-        if seconds >= 60:
-            return None
-        return _duration_in_range((minutes * 60 + seconds) * 1000)
-    if _NUMBER_RE.match(text):
-        return _number_to_ms(float(text), "." in text)
-    return None
-
-
-_MIN_YEAR, _MAX_YEAR = 1900, 2030
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        start=1,
-    )
-    for name in names
-}
-_ISO_DATE_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})(?:[-/.](\d{1,2}))?(?:[T ].*)?$")
-_DAY_MON_YEAR_RE = re.compile(r"^(\d{1,2})[- ]([A-Za-z]{3,9})\.?[- ](\d{2}|\d{4})$")
-_MON_DAY_YEAR_RE = re.compile(r"^([A-Za-z]{3,9})\.?\s+(\d{1,2})\s*,?\s*(\d{4})$")
-_NUMERIC_DATE_RE = re.compile(r"^\d{1,2}[/.]\d{1,2}[/.](\d{4})$")
-
-
-def _two_digit_year(value: int) -> int:
-    # Catalogues reach back to the 1930s at most for two-digit years; <= 30 means this century.
-    return 2000 + value if value <= 30 else 1900 + value
-
-
-def _valid_year(value: int) -> int | None:
-    return value if _MIN_YEAR <= value <= _MAX_YEAR else None
-
-
-def parse_year(raw: str | float | int | None) -> int | None:
-    """A release year from ``1996``, ``'75``, ``75``, ``1996.0``, ``2011-03-04``, ``18-May-15``,
-    ``May 18 , 2015``; None outside [1900, 2030] (corrupt values such as ``2901``) or unreadable.
-    """
-    if raw is None or isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        if isinstance(raw, float) and (math.isnan(raw) or not raw.is_integer()):
-            return None
-        value = int(raw)
-        return _valid_year(_two_digit_year(value) if 0 <= value <= 99 else value)
-    text = str(raw).strip()
-    if _is_null(text):
-        return None
-    iso = _ISO_DATE_RE.match(text)
-    if iso:
-        return _valid_year(int(iso.group(1)))
-    day_mon = _DAY_MON_YEAR_RE.match(text)
-    if day_mon and day_mon.group(2).casefold() in _MONTHS:
-        year = int(day_mon.group(3))
-        return _valid_year(_two_digit_year(year) if len(day_mon.group(3)) == 2 else year)
-    mon_day = _MON_DAY_YEAR_RE.match(text)
-    if mon_day and mon_day.group(1).casefold() in _MONTHS:
-        return _valid_year(int(mon_day.group(3)))
-    numeric = _NUMERIC_DATE_RE.match(text)
-    if numeric:
-        return _valid_year(int(numeric.group(1)))
-    compact = re.sub(r"\s+", "", text)  # noisy feeds insert spaces: "19 98", "' 03"
-    if re.fullmatch(r"[\d'Oo|]+(?:\.0+)?", compact) and re.search(r"\d", compact):
-        compact = compact.translate(_DIGIT_LOOKALIKES)
-    short = re.fullmatch(r"['’‘]?(\d{2})", compact)
-    if short:
-        return _valid_year(_two_digit_year(int(short.group(1))))
-    full = re.fullmatch(r"(\d{4})(?:\.0+)?", compact)
-    if full:
-        return _valid_year(int(full.group(1)))
-    return None
-
 
 # --------------------------------------------------------------------------------------------
 # Text
@@ -671,8 +522,8 @@ def parse_title(title: str, release: str | None = None) -> ParsedTitle:
     text = _TRACK_NUMBER_RE.sub("", text)
     core = normalise_text(text) or normalise_text(title or "")
     frozen = frozenset(tags)
-    names = tuple(_unique([normalise_artist(n) for n in featured if normalise_artist(n)]))
-    return ParsedTitle(core=core, tags=frozen, featured=names, version_class=version_class_of(frozen))
+    featured_names = tuple(_unique([normalise_artist(n) for n in featured if normalise_artist(n)]))
+    return ParsedTitle(core=core, tags=frozen, featured=featured_names, version_class=version_class_of(frozen))
 
 
 _RELEASE_NULLS = frozenset({"unknown", "null", "none", "n a", "na", "unk", "various"})

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from resolution.candidates import CandidateFinder, IndexedRow
-from resolution.corrections import CorrectionLimits, Corrector, Feedback
+from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
+from resolution.feedback import Feedback
 from resolution.matcher import PairInput, PairScorer
 from resolution.media_evidence import (
     NO_MEDIA,
@@ -37,7 +39,7 @@ from resolution.policy import DecisionPolicy
 class TextEncoder(Protocol):
     model_version: str
 
-    async def encode(self, texts: list[str]) -> np.ndarray:
+    async def encode(self, texts: list[str]) -> NDArray[np.float32]:
         """(n, dim) float32, L2-normalised rows."""
         ...
 
@@ -177,7 +179,7 @@ class BatchResolver:
         size = self._pipeline_chunk or len(fresh)
         bounds = [(lo, min(lo + size, len(fresh))) for lo in range(0, len(fresh), size)]
 
-        async def embed(lo: int, hi: int) -> np.ndarray:
+        async def embed(lo: int, hi: int) -> NDArray[np.float32]:
             start = time.time_ns()
             vectors = await self._encoder.encode([n.embed_text for n in norms[lo:hi]])
             clock.add("embed", start, time.time_ns())
@@ -222,7 +224,7 @@ class BatchResolver:
         self,
         fresh: list[ContentItem],
         norms: list[NormalisedItem],
-        vectors: np.ndarray,
+        vectors: NDArray[np.float32],
         clock: StageClock,
         decisions: list[Decision],
         corrections: list[Decision],
@@ -309,7 +311,7 @@ class BatchResolver:
     def _add_media_candidates(
         self,
         norms: list[NormalisedItem],
-        vectors: np.ndarray,
+        vectors: NDArray[np.float32],
         evidence: list[MediaEvidence],
         per_item: list[list[Candidate]],
     ) -> None:
@@ -332,7 +334,7 @@ class BatchResolver:
                     found.append(Candidate(cid, "", "", float(vectors[i] @ vector), meta, "media"))
 
     def _gather(
-        self, norms: list[NormalisedItem], vectors: np.ndarray, prefetched: list[list[Candidate]]
+        self, norms: list[NormalisedItem], vectors: NDArray[np.float32], prefetched: list[list[Candidate]]
     ) -> list[list[Candidate]]:
         """Each item's candidates: index hits, recent writes and the batch's earlier items.
 
@@ -341,15 +343,18 @@ class BatchResolver:
         up to ``max_candidates``."""
         batch_sims = vectors @ vectors.T
         title_cap = self._finder.title_cap
+        completed = self._finder.complete_all(
+            prefetched,
+            vectors,
+            [n.title_key for n in norms],
+            [n.isrc or "" for n in norms],
+            [n.content_id for n in norms],
+            [n.title_only_key if title_cap > 0 else "" for n in norms],
+        )
         out: list[list[Candidate]] = []
         for i, norm in enumerate(norms):
             title_only = norm.title_only_key if title_cap > 0 else ""
-            found = {
-                c.content_id: c
-                for c in self._finder.complete(
-                    prefetched[i], vectors[i], norm.title_key, norm.isrc or "", norm.content_id, title_only
-                )
-            }
+            found = {c.content_id: c for c in completed[i]}
             earlier = sorted(range(i), key=lambda j: -batch_sims[i, j])
             for j in earlier:
                 other = norms[j]

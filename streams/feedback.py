@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
-from resolution.corrections import VERDICTS, Feedback
+from resolution.feedback import VERDICTS, Feedback
 from resolution.model import ContentItem
 from settings import KafkaSettings
-from streams.kafka import make_producer, read_topic
+from streams.kafka import kafka_headers, make_producer, read_topic
 from streams.producer import blocking_key
 from streams.topics import AvroSchema, CodecError, Schemas
 from streams.validation import InvalidEvent
@@ -58,7 +58,7 @@ def send_feedback(
                 kafka.feedback_topic,
                 key=feedback_key(fb, title),
                 value=schema.encode(fb.to_record()),
-                headers=inject_headers(trace.set_span_in_context(span)),
+                headers=kafka_headers(inject_headers(trace.set_span_in_context(span))),
                 on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
             )
             traces.append(trace_id_hex(span))

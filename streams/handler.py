@@ -14,8 +14,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
-from resolution.corrections import VERDICTS, Feedback
 from resolution.drift import DriftMonitor, decision_signals
+from resolution.feedback import VERDICTS, Feedback
 from resolution.model import ContentItem, Decision
 from resolution.resolver import BatchResolver
 from streams.metrics import ResolverMetrics
@@ -237,12 +237,12 @@ class EventBatchHandler:
         offsets = await send(out)
         produce_end = time.time_ns()
         m.stage_seconds.labels("produce").observe((produce_end - produce_start) / 1e9)
-        for record in out:
-            m.events_out.labels("decision" if record.topic == self._topics.decisions else "dead_letter").inc()
+        for sent in out:
+            m.events_out.labels("decision" if sent.topic == self._topics.decisions else "dead_letter").inc()
         ends: dict[int, int] = {}
-        for record, offset in zip(out, offsets, strict=True):
-            if record.topic == self._topics.decisions:
-                ends[record.partition] = max(ends.get(record.partition, 0), offset + 1)
+        for sent, offset in zip(out, offsets, strict=True):
+            if sent.topic == self._topics.decisions:
+                ends[sent.partition] = max(ends.get(sent.partition, 0), offset + 1)
         now_ms = time.time() * 1000
         for span, ctx, decision in spans:
             self._tracer.start_span("produce", context=ctx, start_time=produce_start).end(end_time=produce_end)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -86,6 +86,14 @@ class ConsumedRecord:
     timestamp_ms: int
 
 
+# The header type confluent-kafka's producer takes.
+KafkaHeaders = list[tuple[str, str | bytes | None]]
+
+
+def kafka_headers(headers: list[tuple[str, bytes]]) -> KafkaHeaders:
+    return [(k, v) for k, v in headers]
+
+
 def read_topic(
     kafka: KafkaSettings,
     topic: str,
@@ -123,18 +131,21 @@ def read_topic(
                 if not follow and (caught_up or time.monotonic() - last_seen > idle_timeout_s):
                     return
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - librdkafka's public code, named with a leading underscore
                     continue
-                raise KafkaException(msg.error())
+                raise KafkaException(error)
             last_seen = time.monotonic()
+            # A message without an error has its topic, partition, offset and value.
             yield ConsumedRecord(
-                topic=msg.topic(),
-                partition=msg.partition(),
-                offset=msg.offset(),
+                topic=str(msg.topic()),
+                partition=int(msg.partition() or 0),
+                offset=int(msg.offset() or 0),
                 key=msg.key(),
-                value=msg.value(),
-                headers=list(msg.headers() or []),
+                value=msg.value() or b"",
+                # A consumer gets headers as a list of (str, bytes) pairs.
+                headers=cast(list[tuple[str, bytes]], list(msg.headers() or [])),
                 timestamp_ms=msg.timestamp()[1],
             )
     finally:

@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from resolution.model import ContentItem
 from resolution.normalise import normalise
 from settings import KafkaSettings
-from streams.kafka import make_producer
+from streams.kafka import kafka_headers, make_producer
 from streams.topics import AvroSchema
 from telemetry import inject_headers, trace_id_hex
 
@@ -53,7 +53,7 @@ class ContentProducer:
                 self._topic,
                 key=blocking_key(item),
                 value=value,
-                headers=inject_headers(trace.set_span_in_context(span)),
+                headers=kafka_headers(inject_headers(trace.set_span_in_context(span))),
                 on_delivery=self._delivered,
             )
             self._producer.poll(0)

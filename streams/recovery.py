@@ -57,12 +57,13 @@ def read_partition(
                 if consumer.position([tp])[0].offset >= high:
                     break
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - librdkafka's public code, named with a leading underscore
                     break
-                raise KafkaException(msg.error())
-            out.append(schema.decode(msg.value()))
-            if msg.offset() + 1 >= high:
+                raise KafkaException(error)
+            out.append(schema.decode(msg.value() or b""))
+            if int(msg.offset() or 0) + 1 >= high:
                 break
         return out, high
     finally:

@@ -3,12 +3,14 @@ comparing the result with a worker's live state (its ``/state`` view)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from resolution.entities import rebuild_state, state_differences
+from resolution.entities import cluster_rows, rebuild_state, state_differences
 from settings import Settings
 from streams.kafka import read_topic
 from streams.topics import Schemas
@@ -48,3 +50,26 @@ def rebuild_and_compare(settings: Settings, url: str | None = None) -> RebuildRe
     differing, examples = state_differences(live, rebuilt)
     entities = sum(1 for k, v in rebuilt.items() if k.startswith("e:") and v["members"])
     return RebuildReport(len(records), len(rebuilt), len(live), entities, differing, examples)
+
+
+CLUSTER_COLUMNS = ("content_id", "entity_id", "work_id")
+
+
+def write_clusters(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CLUSTER_COLUMNS)
+        writer.writerows(rows)
+
+
+def read_clusters(path: Path) -> list[tuple[str, str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [(r["content_id"], r["entity_id"], r["work_id"]) for r in csv.DictReader(f)]
+
+
+def export_clusters(settings: Settings, path: Path) -> int:
+    """The clustering the decisions topic implies (replayed, corrections applied) as CSV; rows written."""
+    rows = cluster_rows(rebuild_state(decision_records(settings)))
+    write_clusters(path, rows)
+    return len(rows)

@@ -15,7 +15,6 @@ from streams.topics import CONTENT_KINDS, AvroSchema, CodecError
 
 MAX_ID_CHARS = 256
 MAX_EXTRA_ENTRIES = 50
-MIN_YEAR, MAX_YEAR = 1800, 2100
 
 
 class InvalidEvent(CodecError):
@@ -28,10 +27,19 @@ class EventLimits:
     max_field_chars: int
     max_artists: int
     max_duration_ms: int
+    min_year: int = WorkerSettings.min_year
+    max_year: int = WorkerSettings.max_year
 
     @classmethod
     def from_settings(cls, worker: WorkerSettings) -> EventLimits:
-        return cls(worker.max_title_chars, worker.max_field_chars, worker.max_artists, worker.max_duration_ms)
+        return cls(
+            worker.max_title_chars,
+            worker.max_field_chars,
+            worker.max_artists,
+            worker.max_duration_ms,
+            worker.min_year,
+            worker.max_year,
+        )
 
 
 def _has_control(text: str) -> bool:
@@ -93,8 +101,8 @@ class EventValidator:
                 "absurd_value", f"duration_ms={duration} outside (0, {lim.max_duration_ms}]", "duration_ms"
             )
         year = record.get("year")
-        if year is not None and not (MIN_YEAR <= year <= MAX_YEAR):
-            raise InvalidEvent("absurd_value", f"year={year} outside [{MIN_YEAR}, {MAX_YEAR}]", "year")
+        if year is not None and not (lim.min_year <= year <= lim.max_year):
+            raise InvalidEvent("absurd_value", f"year={year} outside [{lim.min_year}, {lim.max_year}]", "year")
         extra = record.get("extra") or {}
         if len(extra) > MAX_EXTRA_ENTRIES:
             raise InvalidEvent("field_too_long", f"extra has {len(extra)} entries (limit {MAX_EXTRA_ENTRIES})", "extra")

@@ -30,8 +30,8 @@ from evaluation.pair_examples import PairExample, dataset_examples
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import FIT, TUNE, VALID, cluster_portion
 from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
-from resolution.corrections import Feedback
 from resolution.features import FEATURE_NAMES, pair_signals
+from resolution.feedback import Feedback
 from resolution.matcher import RELATIONS, PairScorer
 from resolution.model import ContentItem
 from resolution.normalise import normalise
@@ -285,10 +285,10 @@ def stream_link_threshold(
     import asyncio
     import random
 
-    from evaluation.evaluate import ResolverConfig, stream_through_resolver
     from evaluation.metrics import pairwise_prf
     from evaluation.pair_examples import cluster_key
     from evaluation.splits import cluster_portion
+    from evaluation.streaming import ResolverConfig, stream_through_resolver
 
     curves: dict[str, list[float]] = {}
     for ds in datasets:
@@ -336,8 +336,8 @@ def drift_reference(
     import asyncio
     import random
 
-    from evaluation.evaluate import ResolverConfig, stream_through_resolver
     from evaluation.pair_examples import cluster_key
+    from evaluation.streaming import ResolverConfig, stream_through_resolver
     from resolution.drift import decision_signals, reference_from
 
     observations: list[dict[str, float]] = []

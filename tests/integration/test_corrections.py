@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from resolution.corrections import Feedback
+from resolution.feedback import Feedback
 from resolution.model import ContentItem
 from streams.feedback import send_feedback
 from streams.replay import fetch_json, rebuild_and_compare, worker_url

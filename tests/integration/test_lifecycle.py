@@ -29,7 +29,7 @@ from evaluation.sample_catalogue import generate_catalogue
 from inference.matcher_model import MatcherModel
 from inference.model_repository import ModelRepository, ServedVersions
 from inference.triton_client import TritonModelControl, TritonPairScorer
-from resolution.corrections import Feedback
+from resolution.feedback import Feedback
 from resolution.matcher import PairInput
 from resolution.normalise import normalise
 from settings import REPO_ROOT, Settings

@@ -14,11 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex
-from resolution.corrections import CorrectionLimits, Feedback, plan_moves, recluster
-from resolution.entities import EntityStore, rebuild_state, state_differences
+from resolution.corrections import CorrectionLimits
+from resolution.entities import EntityStore, cluster_rows, rebuild_state, state_differences
+from resolution.feedback import Feedback
 from resolution.matcher import RuleScorer
 from resolution.model import Action, ContentItem, Decision
 from resolution.policy import DecisionPolicy, Thresholds
+from resolution.reclustering import plan_moves, recluster
 from resolution.resolver import BatchResolver
 from streams.handler import decision_record
 from streams.topics import Schemas
@@ -92,7 +94,7 @@ def assert_replays(offline: Offline) -> None:
 def test_chain_with_contradiction_splits_the_weak_end() -> None:
     entities = {"E": ["a", "b", "c"]}
     edges = {("a", "b"): 0.9, ("b", "c"): 0.8, ("a", "c"): 0.01}
-    clusters = recluster(entities, edges, set(), set(), LIMITS)
+    clusters = recluster(entities, edges, set(), set(), LIMITS.merge_threshold, LIMITS.conflict_threshold)
     assert clusters == [["a", "b"], ["c"]]
     moves = plan_moves(clusters, entities, lambda part: "NEW-" + min(part))
     assert [(m.action, m.source, m.target, m.members) for m in moves] == [(Action.SPLIT, "E", "NEW-c", ("c",))]
@@ -102,7 +104,7 @@ def test_curator_constraints_win_over_model_evidence() -> None:
     entities = {"E": ["a", "b"], "F": ["c"]}
     edges = {("a", "b"): 0.99, ("b", "c"): 0.01}
     # must-link a~c beats the model; must-not-link a!=b splits a pair the model is sure of.
-    clusters = recluster(entities, edges, {("a", "c")}, {("a", "b")}, LIMITS)
+    clusters = recluster(entities, edges, {("a", "c")}, {("a", "b")}, LIMITS.merge_threshold, LIMITS.conflict_threshold)
     assert sorted(clusters) == [["a", "c"], ["b"]]
 
 
@@ -179,6 +181,21 @@ def test_must_link_between_entities_merges_them_with_a_pointer() -> None:
     assert off.store.resolve_id(retired) == survivor
     assert off.store.describe(retired)["retired_into"] == survivor
     assert_replays(off)
+
+
+def test_exported_clusters_replay_the_topic_with_corrections_applied() -> None:
+    """``resolver export --clusters``: from the decisions records alone, after an entity merge,
+    both items name the survivor (not the retired id their first decision carried)."""
+    off = Offline()
+    off.run([song("e1", "A", title="Quiet Harbour Lights", artist="Marla Quinn")])
+    off.run([song("e2", "B", title="Harbour Lights (Quiet)", artist="M. Quinn", duration_s=300)])
+    off.run([song("e3", "C", title="Neon Rain", artist="Owen Vale")])
+    off.run([], [fb("f1", "B", "A", "same")])
+    rows = cluster_rows(rebuild_state(off.records()))
+    survivor = off.entity_of("A")
+    assert [(c, e) for c, e, _w in rows] == [("A", survivor), ("B", survivor), ("C", off.entity_of("C"))]
+    assert survivor != off.entity_of("C")
+    assert {w for c, _e, w in rows if c in "AB"} == {off.store.work_of(survivor)}
 
 
 # --- the property ----------------------------------------------------------------------------

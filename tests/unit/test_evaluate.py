@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from evaluation.datasets import Dataset, LabelledPair, TruthRow
-from evaluation.evaluate import ResolverConfig, evaluate_clusters, evaluate_pairs
+from evaluation.evaluate import evaluate_clusters, evaluate_pairs, split_ids
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import VALID, cluster_portion, pair_portion
+from evaluation.streaming import ResolverConfig, reference_offline
 from resolution.matcher import PairInput, PairScore, RuleScorer
 from resolution.model import ContentItem
 from resolution.policy import Thresholds
@@ -85,7 +86,11 @@ def test_perfect_scorer_gives_perfect_metrics_in_every_order(tmp_path: Path) -> 
     assert ds.truth is not None
     result = asyncio.run(
         evaluate_clusters(
-            ds, "all", trigram_encoder(tmp_path), TruthScorer(ds.truth), THRESHOLDS, CONFIG, shuffles=3, progress=False
+            ds,
+            "all",
+            reference_offline(trigram_encoder(tmp_path), TruthScorer(ds.truth), THRESHOLDS, CONFIG),
+            shuffles=3,
+            progress=False,
         )
     )
     m = result.metrics
@@ -111,7 +116,11 @@ def test_a_scorer_that_never_matches_finds_nothing(tmp_path: Path) -> None:
     assert ds.truth is not None
     result = asyncio.run(
         evaluate_clusters(
-            ds, "all", trigram_encoder(tmp_path), NeverScorer(ds.truth), THRESHOLDS, CONFIG, shuffles=1, progress=False
+            ds,
+            "all",
+            reference_offline(trigram_encoder(tmp_path), NeverScorer(ds.truth), THRESHOLDS, CONFIG),
+            shuffles=1,
+            progress=False,
         )
     )
     m = result.metrics
@@ -131,7 +140,11 @@ def test_rule_scorer_on_the_generated_catalogue(tmp_path: Path) -> None:
     ds = Dataset("sample", Path("sample"), items, truth)
     result = asyncio.run(
         evaluate_clusters(
-            ds, "all", trigram_encoder(tmp_path), RuleScorer(), THRESHOLDS, ResolverConfig(), shuffles=2, progress=False
+            ds,
+            "all",
+            reference_offline(trigram_encoder(tmp_path), RuleScorer(), THRESHOLDS, ResolverConfig()),
+            shuffles=2,
+            progress=False,
         )
     )
     m = result.metrics
@@ -176,13 +189,39 @@ def test_pair_set_precision_recall_by_hand(tmp_path: Path) -> None:
             ]
 
     ds = Dataset("pairs", Path("pairs"), items, pairs=pairs)
-    result = asyncio.run(evaluate_pairs(ds, VALID, trigram_encoder(tmp_path), Picky(), THRESHOLDS, progress=False))
+    result = asyncio.run(
+        evaluate_pairs(
+            ds, VALID, reference_offline(trigram_encoder(tmp_path), Picky(), THRESHOLDS, CONFIG), progress=False
+        )
+    )
     m = result.metrics
     assert m["pairs"] == 3 and m["positives"] == 2
     assert m["pairwise"]["precision"] == 0.5
     assert m["pairwise"]["recall"] == 0.5
     assert m["pairwise"]["f1"] == 0.5
     assert sorted(e["kind"] for e in result.errors) == ["false negative", "false positive"]
+
+
+def test_every_record_streamed_only_the_split_scored(tmp_path: Path) -> None:
+    """The default: all records go through the resolver, the chosen split's alone are scored."""
+    items, truth = generate_catalogue(seed=7, songs=30)
+    ds = Dataset("sample", Path("sample"), items, truth)
+    offline = reference_offline(trigram_encoder(tmp_path), TruthScorer(truth), THRESHOLDS, CONFIG)
+    scored = split_ids(ds, VALID)
+    assert 0 < len(scored) < len(items)
+    every = asyncio.run(evaluate_clusters(ds, VALID, offline, shuffles=1, progress=False, at_once=False))
+    alone = asyncio.run(
+        evaluate_clusters(ds, VALID, offline, shuffles=1, progress=False, at_once=False, stream="split")
+    )
+    assert every.metrics["streamed"] == len(items) and every.metrics["records"] == len(scored)
+    assert alone.metrics["streamed"] == alone.metrics["records"] == len(scored)
+    # Only the scored records are judged: one expected-vs-decided count each, in both modes.
+    assert sum(sum(row.values()) for row in every.confusion.values()) == len(scored)
+    assert sum(sum(row.values()) for row in alone.confusion.values()) == len(scored)
+    assert every.metrics["pairwise"]["f1"] == 1.0 and every.metrics["work_pairwise"]["f1"] == 1.0
+    never = reference_offline(trigram_encoder(tmp_path), NeverScorer(truth), THRESHOLDS, CONFIG)
+    nothing = asyncio.run(evaluate_clusters(ds, VALID, never, shuffles=1, progress=False, at_once=False))
+    assert nothing.metrics["pairwise"]["recall"] == 0.0
 
 
 def test_splits_are_seeded_and_proportioned() -> None:

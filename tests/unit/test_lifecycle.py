@@ -15,7 +15,7 @@ from tritonclient.grpc import model_config_pb2
 from content_resolver.composition import as_shadow
 from inference.matcher_model import MatcherModel, MatcherNet
 from inference.model_repository import ModelRepository, ServedVersions
-from resolution.corrections import Feedback
+from resolution.feedback import Feedback
 from resolution.model import ContentItem
 from resolution.policy import DecisionPolicy, Thresholds
 from settings import REPO_ROOT, Settings

@@ -128,6 +128,48 @@ def test_performance_evidence_moves_same_to_version() -> None:
     assert both["same"] == pytest.approx(0.01) and both["none"] == pytest.approx(0.94)
 
 
+def test_other_cut_evidence_moves_none_to_version() -> None:
+    from resolution.matcher import PERFORMANCE_GAP_S, with_other_cut_evidence
+
+    probs = {"same": 0.05, "version_of": 0.1, "video_of": 0.0, "none": 0.85}
+    cut = {
+        "title_equal": 1.0,
+        "artist_known": 1.0,
+        "artist_overlap": 1.0,
+        "duration_known": 1.0,
+        "duration_diff_s": 150.0,
+    }
+    moved = with_other_cut_evidence(probs, cut)
+    assert moved["version_of"] == pytest.approx(0.94) and moved["none"] == pytest.approx(0.01)
+    assert moved["same"] == probs["same"] and sum(moved.values()) == pytest.approx(1.0)
+    # another artist, another title, a placeholder title, a video, close or unknown lengths: nothing moves
+    for change in (
+        {"artist_overlap": 0.5},
+        {"title_equal": 0.0},
+        {"title_placeholder": 1.0},
+        {"one_is_video": 1.0},
+        {"duration_diff_s": PERFORMANCE_GAP_S - 1},
+        {"duration_known": 0.0},
+    ):
+        assert with_other_cut_evidence(probs, {**cut, **change}) == probs
+
+
+def test_a_radio_edit_and_the_extended_mix_are_versions_through_the_scorer() -> None:
+    from resolution.features import pair_signals
+    from resolution.matcher import with_rule_evidence
+    from resolution.model import ContentItem
+    from resolution.normalise import normalise
+
+    def track(cid: str, title: str, seconds: int) -> NormalisedItem:
+        item = ContentItem(f"e-{cid}", cid, "s", "recording", title, ("Mara Lind",), duration_ms=seconds * 1000)
+        return normalise(item)
+
+    edit, extended = track("a", "Quiet Harbour (Radio Edit)", 212), track("b", "Quiet Harbour (Extended Mix)", 402)
+    probs = {"same": 0.02, "version_of": 0.08, "video_of": 0.0, "none": 0.9}
+    out = with_rule_evidence(probs, pair_signals(edit, extended, 0.9))
+    assert out["version_of"] > 0.9
+
+
 def test_local_scorer_applies_the_performance_evidence() -> None:
     a = NormalisedItem("a", "recording", "fake", frozenset({"demo"}), "version", ("shinedown",), duration_ms=305_000)
     b = NormalisedItem("b", "recording", "fake", artists=("shinedown",), duration_ms=241_000)

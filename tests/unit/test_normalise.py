@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from resolution.feed_values import parse_duration_ms, parse_year
 from resolution.model import ContentItem
 from resolution.normalise import (
     NormalisedItem,
@@ -16,9 +17,7 @@ from resolution.normalise import (
     normalise_language,
     normalise_release,
     normalise_text,
-    parse_duration_ms,
     parse_title,
-    parse_year,
     split_artist_from_title,
     split_artists,
     strip_glued_fields,
