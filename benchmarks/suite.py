@@ -207,7 +207,7 @@ def format_table(r: dict) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
-STAGE_ORDER = ("consume", "normalise", "embed", "search", "score", "decide", "index", "produce")
+STAGE_ORDER = ("consume", "normalise", "media", "embed", "search", "score", "decide", "index", "produce")
 
 
 def _ordered(stages: dict[str, float]) -> list[tuple[str, float]]:

@@ -65,7 +65,7 @@ class OutboundRecord:
 # Sends every record and returns, in order, the offset each was written at.
 Send = Callable[[list[OutboundRecord]], Awaitable[list[int]]]
 
-STAGES = ("normalise", "embed", "search", "score", "decide", "index")
+STAGES = ("normalise", "media", "embed", "search", "score", "decide", "index")
 SPAN_NAMES = {"re-resolution": "correct", "curator-feedback": "apply-feedback"}
 
 
