@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-BARE_BATCH_SIZES = (8, 16, 32, 64, 128)
+BARE_BATCH_SIZES = (16, 32, 64)
 # (texts per request, requests in flight): one text per request is what dynamic batching is for;
 # larger requests are what a worker sends (one request per Kafka batch).
 TRITON_LOADS = ((1, 32), (16, 8), (64, 2))
@@ -20,11 +21,13 @@ class Throughput:
     setting: str  # how it was achieved: batch size, or request size x concurrency
 
 
-def bare_encoder(texts: list[str], precision: str, threads: int) -> tuple[Throughput, dict[int, float]]:
-    """Texts per second of ``MiniLMEncoder`` at each batch size; the best and all of them."""
-    from inference.text_encoder import MiniLMEncoder
+def bare_encoder(
+    texts: list[str], text_model: str, threads: int, cache_dir: Path
+) -> tuple[Throughput, dict[int, float]]:
+    """Texts per second of one encoder path in-process at each batch size; the best and all."""
+    from inference.encoder_paths import encoder_path, load_encoder
 
-    encoder = MiniLMEncoder(threads=threads, precision=precision)
+    encoder = load_encoder(encoder_path(text_model), cache_dir, threads=threads)
     encoder.encode(texts[:32])  # first call allocates
     rates: dict[int, float] = {}
     for size in BARE_BATCH_SIZES:
@@ -33,6 +36,22 @@ def bare_encoder(texts: list[str], precision: str, threads: int) -> tuple[Throug
         rates[size] = round(len(texts) / (time.perf_counter() - start), 1)
     best = max(rates, key=lambda s: rates[s])
     return Throughput(rates[best], f"batch {best}"), rates
+
+
+def every_bare_encoder(texts: list[str], threads: int, cache_dir: Path) -> dict[str, dict]:
+    """Every encoder path the machine has, in-process: the bench's baseline is the fastest."""
+    from inference.encoder_paths import ENCODER_PATHS
+
+    out: dict[str, dict] = {}
+    for path in ENCODER_PATHS:
+        best, rates = bare_encoder(texts, path.triton_model, threads, cache_dir)
+        out[path.triton_model] = {
+            "label": path.label,
+            "texts_per_s": best.texts_per_s,
+            "best": best.setting,
+            "by_batch": rates,
+        }
+    return out
 
 
 async def _triton_load(url: str, model: str, texts: list[str], per_request: int, concurrency: int) -> float:
@@ -74,15 +93,18 @@ def triton_alone(url: str, model: str, texts: list[str]) -> tuple[Throughput, di
     return Throughput(rates[best], best), rates
 
 
-def quality_against_reference(texts: list[str], precision: str, threads: int, k: int = 10) -> dict[str, float]:
-    """How far a faster precision's vectors are from fp32 on the same texts: cosine to the
+def quality_against_reference(
+    texts: list[str], text_model: str, threads: int, cache_dir: Path, k: int = 10
+) -> dict[str, float]:
+    """How far an encoder path's vectors are from torch fp32 on the same texts: cosine to the
     reference vector, and overlap of each text's top-k neighbours among the others (what
     candidate generation sees)."""
-    from inference.text_encoder import MiniLMEncoder
+    from inference.encoder_paths import REFERENCE_PATH, encoder_path, load_encoder
 
-    reference = MiniLMEncoder(threads=threads).encode(texts)
+    reference = load_encoder(REFERENCE_PATH, cache_dir, threads=threads).encode(texts)
+    fast_encoder = load_encoder(encoder_path(text_model), cache_dir, threads=threads)
     start = time.perf_counter()
-    fast = MiniLMEncoder(threads=threads, precision=precision).encode(texts)
+    fast = fast_encoder.encode(texts)
     fast_rate = len(texts) / (time.perf_counter() - start)
     cosines = (reference * fast).sum(axis=1)
 

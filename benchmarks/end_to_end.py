@@ -200,7 +200,8 @@ def _wait_for_milvus(settings: Settings, timeout_s: float = 600.0) -> None:
 
 
 class EndToEndBench:
-    def __init__(self, base: Settings, dataset: Path | None, log_dir: Path) -> None:
+    def __init__(self, base: Settings, dataset: Path | None, log_dir: Path, text_model: str = "") -> None:
+        self._text_model = text_model  # whose Triton stub's memory is sampled
         self.settings, env = bench_namespace()
         self._dataset = dataset
         self.worker = WorkerProcess(self.settings, log_dir / "bench-worker.log", env)
@@ -231,7 +232,7 @@ class EndToEndBench:
         self.follower.start()
         assert self.worker.proc is not None
         triton = pid_from_file(self.settings.stack.state_dir / "pids" / "triton.pid")
-        self.memory = MemorySampler(self.worker.proc.pid, triton, self.settings.worker.text_model)
+        self.memory = MemorySampler(self.worker.proc.pid, triton, self._text_model)
         self.memory.start()
         return self
 

@@ -29,14 +29,15 @@ def _items_from(args: argparse.Namespace) -> Iterator:
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.stack import LocalStack, StackError
+    from content_resolver.composition import local_stack
+    from deploy.stack import StackError
     from streams.kafka import ensure_topics
 
-    stack = LocalStack(settings.stack, milvus_token=settings.worker.milvus_token)
+    stack = local_stack(settings)
     try:
         if args.action == "fetch":
             stack.fetch()
-            print("[stack] Kafka jars, Jaeger binary and Triton backend are in place")
+            print("[stack] Kafka jars, Jaeger binary, Triton backend and the ONNX text encoder export are in place")
             return 0
         if args.action == "up":
             if args.fresh_milvus and stack.discard_milvus_data():
@@ -52,10 +53,20 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
             stack.down(args.only)
         for name, line in stack.status().items():
             print(f"{name:8s} {line}")
+        if not args.only or "triton" in args.only:
+            print_text_model_choice(settings)
     except StackError as exc:
         print(f"[stack] FAILED: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_text_model_choice(settings: Settings) -> None:
+    """Which encoder path is served, and why (the measurements behind it)."""
+    from content_resolver.encoder_choice import served_text_model
+
+    for line in served_text_model(settings).lines():
+        print(line)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,10 +81,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         settings = replace(settings, worker=replace(settings.worker, shadow_version=args.shadow))
     ensure_topics(as_shadow(settings).kafka)
     worker = build_worker(settings)
+    profiler = None
+    if settings.worker.profile_out:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.005)
+        profiler.start()
     try:
         faust.Worker(worker.app, loglevel=args.loglevel).execute_from_commandline()
     finally:
         worker.tracing.shutdown()
+        if profiler is not None:
+            profiler.stop()
+            out = Path(settings.worker.profile_out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
     return 0
 
 
@@ -144,7 +166,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
     scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
-    encoder = build_offline_encoder(settings, REPO_ROOT / ".cache")
+    encoder = build_offline_encoder(settings, REPO_ROOT / ".cache", args.text_model)
     kinds = ["exact", "milvus"] if args.index == "both" else [args.index]
     offlines = [build_offline_resolver(settings, encoder, scorer, thresholds, kind) for kind in kinds]
     results = evaluate_command(
@@ -494,7 +516,15 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from benchmarks.milvus_indexes import real_texts
 
         texts = real_texts(Path(args.encoder_quality))[:3000]
-        quality = {p: quality_against_reference(texts, p, settings.stack.torch_threads) for p in ("bf16", "int8")}
+        from inference.encoder_paths import ENCODER_PATHS, REFERENCE_PATH
+
+        quality = {
+            p.triton_model: quality_against_reference(
+                texts, p.triton_model, settings.stack.torch_threads, settings.stack.cache_dir
+            )
+            for p in ENCODER_PATHS
+            if p != REFERENCE_PATH
+        }
         print(json.dumps(quality, indent=2))
         if args.json:
             write_json(Path(args.json), quality)
@@ -529,7 +559,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         dataset=Path(args.dataset) if args.dataset else None,
         soak_minutes=args.soak or 0.0,
     )
-    result, phases, rss = run_bench(settings, options)
+    from content_resolver.composition import local_stack
+    from content_resolver.encoder_choice import served_text_model
+
+    # A Triton started before this machine's choice was measured may not hold the chosen model.
+    local_stack(settings).ensure_triton_models()
+    choice = served_text_model(settings)
+    result, phases, rss = run_bench(settings, options, choice.model, choice.reason)
     table = format_table(result)
     print("\n" + table)
     if args.json:
@@ -599,6 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="a matcher model version folder (default: the shipped triton_models/matcher)")
     s.add_argument("--split", default="valid", choices=["train", "valid", "test", "all"])
     s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
+    s.add_argument(
+        "--text-model",
+        default="",
+        help="the encoder path to embed with, in-process, by its Triton model name (default: the served one)",
+    )
     s.add_argument(
         "--stream",
         default="all",
@@ -716,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: worker RSS and recovery time with this many events of state, memory store vs RocksDB",
     )
     s.add_argument(
-        "--encoder-quality", metavar="DIR", help="instead: bf16 and int8 vectors against fp32 on DIR's titles"
+        "--encoder-quality", metavar="DIR", help="instead: every encoder path's vectors against fp32 on DIR's titles"
     )
     s.set_defaults(fn=cmd_bench)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,16 +14,22 @@ import faust
 import numpy as np
 from opentelemetry.sdk.trace import TracerProvider
 
+from content_resolver.encoder_choice import measured_choice, served_text_model
+from deploy.stack import LocalStack
+from deploy.stack import say as stack_say
 from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.streaming import OfflineResolver
+from inference.encoder_paths import encoder_path, load_encoder
 from inference.matcher_model import MatcherModel
 from inference.model_repository import ModelRepository
-from inference.text_encoder import TEXT_DIM, MiniLMEncoder, served_precision, text_model_version
+from inference.onnx_export import ensure_onnx_models
+from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonPairScorer, TritonTextEncoder
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex, VectorIndex
 from resolution.corrections import CorrectionLimits, Corrector
 from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
+from resolution.errors import DependencyUnavailable
 from resolution.matcher import PairScorer, RuleScorer
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
@@ -42,6 +49,26 @@ class Worker:
     app: faust.App
     metrics: ResolverMetrics
     tracing: TracerProvider
+
+
+def local_stack(settings: Settings) -> LocalStack:
+    """The local services, with Triton serving the text model chosen by measurement on this CPU
+    (measured once by the first ``stack up``, in seconds) and the ONNX export built by ``fetch``."""
+
+    def chosen() -> str:
+        choice = measured_choice(settings.stack.cache_dir, settings.stack.torch_threads, say=stack_say)
+        stack_say(choice.lines()[0])
+        return choice.model
+
+    def export() -> None:
+        ensure_onnx_models(settings.stack.cache_dir, say=stack_say)
+
+    return LocalStack(
+        settings.stack,
+        milvus_token=settings.worker.milvus_token,
+        text_model=functools.cache(chosen),
+        build_steps=(export,),
+    )
 
 
 def as_shadow(settings: Settings) -> Settings:
@@ -100,6 +127,17 @@ def build_scorer(
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
 
 
+async def warm_up(encoder: TritonTextEncoder, scorer: PairScorer) -> bool:
+    """One small request to the text model and the matcher; False when Triton does not answer."""
+    try:
+        await encoder.encode(["warm-up", "a warm-up title by an artist"])
+        if isinstance(scorer, TritonPairScorer):
+            await scorer.probabilities(np.zeros((2, len(scorer.feature_names)), dtype=np.float32))
+    except DependencyUnavailable:
+        return False
+    return True
+
+
 def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionLimits:
     """Corrections merge on the same evidence as the policy: the model's own merge threshold."""
     w = settings.worker
@@ -154,15 +192,15 @@ def build_milvus_index(
     )
 
 
-def build_offline_encoder(settings: Settings, cache_dir: Path) -> CachedTextEncoder:
-    """The worker's text model variant in-process (the precision its Triton model serves), with
-    embeddings cached on disk under that variant's version."""
-    precision = served_precision(settings.stack.triton_model_repository, settings.worker.text_model)
+def build_offline_encoder(settings: Settings, cache_dir: Path, text_model: str = "") -> CachedTextEncoder:
+    """The worker's text model variant in-process (the encoder path its Triton model runs, or
+    ``text_model``), with embeddings cached on disk under that path's version."""
+    path = encoder_path(text_model or served_text_model(settings).model)
 
     def load() -> Callable[[list[str]], np.ndarray]:
-        return MiniLMEncoder(threads=settings.stack.torch_threads * 2, precision=precision).encode
+        return load_encoder(path, settings.stack.cache_dir, threads=settings.stack.torch_threads * 2).encode
 
-    return CachedTextEncoder(cache_dir / "embeddings", text_model_version(precision), load)
+    return CachedTextEncoder(cache_dir / "embeddings", path.model_version, load)
 
 
 def build_offline_resolver(
@@ -217,7 +255,10 @@ def build_worker(settings: Settings) -> Worker:
     def on_retry(dependency: str) -> None:
         metrics.retries.labels(dependency).inc()
 
-    encoder = TritonTextEncoder(w.triton_url, w.text_model, retry_max_s=w.retry_max_s, on_retry=on_retry)
+    text_model = served_text_model(settings).model
+    encoder = TritonTextEncoder(
+        w.triton_url, text_model, retry_max_s=w.retry_max_s, on_retry=on_retry, cache_size=w.embedding_cache_size
+    )
     index = build_milvus_index(settings, on_retry=on_retry)
     policies: list[DecisionPolicy] = []
     lc = settings.lifecycle
@@ -243,9 +284,15 @@ def build_worker(settings: Settings) -> Worker:
             resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
         )
 
+    warmed: list[bool] = []
+
     async def health() -> dict[str, Any]:
         triton = await encoder.ready()
         milvus = await index.ping()
+        if triton and milvus and not warmed:
+            # The first requests pay for cold models and channels: pay it before saying ready.
+            triton = await warm_up(encoder, scorer)
+            warmed.extend([True] if triton else [])
         healthy = triton and milvus
         metrics.healthy.set(1 if healthy else 0)
         return {"healthy": healthy, "triton": triton, "milvus": milvus}

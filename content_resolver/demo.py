@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.stats import percentile
-from deploy.stack import LocalStack
 from deploy.worker import WorkerProcess, stop_by_pid_file
 from settings import Settings
 
@@ -104,7 +103,9 @@ def run_demo(settings: Settings, reset: bool = True) -> int:
     from telemetry import tracer_provider
 
     started = time.monotonic()
-    stack = LocalStack(settings.stack, milvus_token=settings.worker.milvus_token)
+    from content_resolver.composition import local_stack
+
+    stack = local_stack(settings)
     if reset and stack.discard_milvus_data():
         print("[demo] starting Milvus from an empty data folder (the demo drops its collection anyway)")
     stack.up()

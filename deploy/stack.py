@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.milvus_credentials import DEFAULT_ROOT_PASSWORD, ROOT_USER, MilvusRootPassword
-from settings import REPO_ROOT, SECRET_ENVIRONMENT, StackSettings
+from settings import AUTO_TEXT_MODEL, REPO_ROOT, SECRET_ENVIRONMENT, StackSettings
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 
@@ -75,8 +76,19 @@ def say(message: str) -> None:
 
 
 class LocalStack:
-    def __init__(self, settings: StackSettings, python: str = sys.executable, milvus_token: str = "") -> None:
-        """``milvus_token``: the resolver's MILVUS_TOKEN, when it is not this installation's own."""
+    """``text_model`` names the text model that ``auto`` in ``triton_models`` stands for, and
+    ``build_steps`` build what the models need (the ONNX export): both come from the composition
+    root (``content_resolver.composition.local_stack``), which owns the choice by measurement.
+    ``milvus_token``: the resolver's MILVUS_TOKEN, when it is not this installation's own."""
+
+    def __init__(
+        self,
+        settings: StackSettings,
+        python: str = sys.executable,
+        milvus_token: str = "",
+        text_model: Callable[[], str] | None = None,
+        build_steps: tuple[Callable[[], None], ...] = (),
+    ) -> None:
         self.s = settings
         self.python = python
         self.state = settings.state_dir
@@ -87,6 +99,8 @@ class LocalStack:
         self._milvus_token = milvus_token
         self.milvus_refusal = ""  # why Milvus refused our credentials, for the error that follows
         self.services = [self._kafka(), self._milvus(), self._jaeger(), self._triton()]
+        self._text_model = text_model
+        self._build_steps = build_steps
 
     # ---- public verbs -------------------------------------------------------------------
 
@@ -96,6 +110,8 @@ class LocalStack:
         self._jaeger_binary()
         self._jaeger_ui()
         self._triton_backend_dir()
+        for step in self._build_steps:
+            step()
 
     def up(self, only: list[str] | None = None) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -120,6 +136,8 @@ class LocalStack:
             self._start(svc)
         for svc in chosen:
             self._wait(svc)
+        if any(svc.name == "triton" for svc in chosen):
+            self.ensure_triton_models()
 
     def down(self, only: list[str] | None = None) -> None:
         for svc in reversed(self.services):
@@ -561,13 +579,46 @@ class LocalStack:
         if not target.exists():
             shutil.copy2(stub, target)
 
+    def _triton_model_names(self) -> list[str]:
+        names = [m.strip() for m in self.s.triton_models.split(",") if m.strip()]
+        return [self._auto_text_model() if name == AUTO_TEXT_MODEL else name for name in names]
+
     def _triton_model_flags(self) -> list[str]:
         # Explicit model control always, the whole repository included ("*"): promote, rollback and
         # shadow load and unload matcher versions through tritonclient without a restart.
-        names = [m.strip() for m in self.s.triton_models.split(",") if m.strip()]
+        names = self._triton_model_names()
         if not names or "*" in names:
             return ["--model-control-mode=explicit", "--load-model=*"]
         return ["--model-control-mode=explicit", *(f"--load-model={name}" for name in names)]
+
+    # ---- the text encoder chosen by measurement (content_resolver/encoder_choice.py) --------
+
+    def _auto_text_model(self) -> str:
+        if self._text_model is None:
+            raise StackError(
+                "triton",
+                f"{AUTO_TEXT_MODEL!r} in RESOLVER_STACK_TRITON_MODELS needs the measured choice: "
+                "build the stack with content_resolver.composition.local_stack, or name the model",
+            )
+        return self._text_model()
+
+    def ensure_triton_models(self) -> None:
+        """A Triton started earlier (or elsewhere) in explicit mode may not hold the model chosen
+        now: ask it to load what is missing rather than leave the worker without its encoder."""
+        names = self._triton_model_names()
+        if "*" in names:
+            return
+        base = f"http://127.0.0.1:{self.s.triton_http_port}/v2"
+        for name in names:
+            if http_ok(f"{base}/models/{name}/ready"):
+                continue
+            say(f"triton: loading {name}")
+            request = urllib.request.Request(f"{base}/repository/models/{name}/load", data=b"{}", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=300) as resp:
+                    resp.read()
+            except OSError as exc:
+                say(f"triton: could not load {name}: {exc}")
 
     def _triton(self) -> Service:
         def command() -> list[str]:
@@ -620,6 +671,21 @@ class LocalStack:
 
 def _milvus_login(uri: str, token: str) -> str:
     """Says "ok", "refused" (Milvus' authentication error) or "down" (anything else: still starting)."""
+    import pymilvus  # noqa: F401 - configures its loggers on import, so before we quiet them
+
+    # pymilvus logs every failed connect as an ERROR; while Milvus starts that is expected.
+    loggers = [logging.getLogger(name) for name in ("pymilvus", "pymilvus.milvus_client")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        return _milvus_try_login(uri, token)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _milvus_try_login(uri: str, token: str) -> str:
     import grpc
     from pymilvus import MilvusClient, MilvusException
 

@@ -117,6 +117,9 @@ def record_to_item(row: dict[str, str], dataset: str) -> ContentItem:
         isrc=normalise_isrc(_field(row, "isrc")),
         year=parse_year(_field(row, "year")),
         language=_field(row, "language") or None,
+        # Media references travel in ``extra`` in this layout (the generated media set writes them).
+        audio_ref=extra.pop("audio_ref", None) or None,
+        image_ref=extra.pop("image_ref", None) or None,
         extra=extra,
     )
 

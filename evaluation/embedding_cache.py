@@ -93,13 +93,17 @@ class CachedTextEncoder:
         return self.vectors(texts)
 
 
-def minilm_cache(folder: Path) -> CachedTextEncoder:
-    """The evaluation encoder: all-MiniLM-L6-v2 in-process (what Triton serves), cached."""
-    from inference.text_encoder import TEXT_MODEL_VERSION
+def minilm_cache(folder: Path, text_model: str = "text_encoder") -> CachedTextEncoder:
+    """The evaluation encoder: all-MiniLM-L6-v2 in-process on the encoder path Triton serves as
+    ``text_model`` (fp32 torch by default), cached under that path's model version."""
+    from inference.encoder_paths import encoder_path
+    from settings import Settings
+
+    path = encoder_path(text_model)
 
     def load() -> SyncEncode:
-        from inference.text_encoder import MiniLMEncoder
+        from inference.encoder_paths import load_encoder
 
-        return MiniLMEncoder(threads=2).encode
+        return load_encoder(path, Settings.from_env().stack.cache_dir, threads=2).encode
 
-    return CachedTextEncoder(folder, TEXT_MODEL_VERSION, load)
+    return CachedTextEncoder(folder, path.model_version, load)

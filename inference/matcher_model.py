@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from resolution.features import pair_signals
+from resolution.features import pair_signals_batch
 from resolution.matcher import RELATIONS, PairInput, PairScore, with_rule_evidence
 from resolution.policy import Thresholds
 
@@ -116,10 +116,10 @@ class MatcherModel:
 
 def pair_features(pairs: list[PairInput], names: tuple[str, ...]) -> tuple[list[dict[str, float]], np.ndarray]:
     """Each pair's signals (for the decision's explanation) and the model's feature matrix."""
-    signals = [pair_signals(p.left, p.right, p.text_cosine) for p in pairs]
+    signals = pair_signals_batch([(p.left, p.right) for p in pairs], [p.text_cosine for p in pairs])
     missing = [n for n in names if signals and n not in signals[0]]
     if missing:
-        raise ValueError(f"the model needs features that pair_signals no longer computes: {missing}")
+        raise ValueError(f"the model needs features that pair_signals_batch no longer computes: {missing}")
     matrix = np.array([[s[n] for n in names] for s in signals], dtype=np.float32).reshape(len(pairs), len(names))
     return signals, matrix
 

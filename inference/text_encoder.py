@@ -64,6 +64,9 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._vectors)
 
+    def clear(self) -> None:
+        self._vectors.clear()
+
 
 class MiniLMEncoder:
     """Mean-pooled, L2-normalised sentence embeddings, as sentence-transformers computes them."""

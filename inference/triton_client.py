@@ -13,7 +13,7 @@ from tritonclient.utils import InferenceServerException
 
 from inference.matcher_model import MatcherModel, to_scores
 from inference.model_repository import SERVING_KEY
-from inference.text_encoder import TEXT_MODEL_VERSION, text_model_version
+from inference.text_encoder import TEXT_DIM, TEXT_MODEL_VERSION, EmbeddingCache, text_model_version
 from resolution.errors import DependencyUnavailable, with_backoff
 from resolution.matcher import RELATIONS, PairInput, PairScore
 
@@ -37,9 +37,14 @@ class TritonTextEncoder:
         retry_max_s: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
         credentials_header: dict[str, str] | None = None,
+        cache_size: int = 0,
     ) -> None:
         self._url = url
         self._model = model
+        # Re-deliveries repeat texts: a bounded LRU skips Triton for them. Its vectors belong to
+        # one model version; when the served version changes, it starts empty.
+        self.cache = EmbeddingCache(cache_size)
+        self._cache_version = ""
         self._retry_max_s = retry_max_s
         self._on_retry = on_retry
         self._headers = credentials_header or {}
@@ -54,8 +59,29 @@ class TritonTextEncoder:
 
     async def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, TEXT_DIM), dtype=np.float32)
+        if self.cache.capacity <= 0:
+            return await self._encode(texts)
+        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            cached = self.cache.get(text)
+            if cached is None:
+                todo.setdefault(text, []).append(i)
+            else:
+                out[i] = cached
+        if todo:
+            unique = list(todo)
+            vectors = await self._encode(unique)
+            if self._cache_version != self.model_version:
+                self.cache.clear()
+                self._cache_version = self.model_version
+            for text, vector in zip(unique, vectors, strict=True):
+                out[todo[text]] = vector
+                self.cache.put(text, vector.copy())  # a copy: a row view would keep its whole batch alive
+        return out
 
+    async def _encode(self, texts: list[str]) -> np.ndarray:
         async def call() -> np.ndarray:
             data = np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_)
             tensor = grpcclient.InferInput("TEXT", list(data.shape), "BYTES")
@@ -74,13 +100,16 @@ class TritonTextEncoder:
         return vectors
 
     async def _learn_version(self) -> None:
-        """Decisions name the precision the served model runs at (a ``precision`` parameter)."""
+        """Decisions name the runtime and precision the served model runs at (its ``runtime`` and
+        ``precision`` parameters; torch and fp32 when absent)."""
         try:
             config = await self._connect().get_model_config(self._model, as_json=True, headers=self._headers or None)
         except (InferenceServerException, OSError):
             return
         params = config.get("config", {}).get("parameters", {})
-        self.model_version = text_model_version(params.get("precision", {}).get("string_value", "fp32"))
+        precision = params.get("precision", {}).get("string_value", "fp32")
+        runtime = params.get("runtime", {}).get("string_value", "torch")
+        self.model_version = text_model_version(precision if runtime == "torch" else f"{runtime}-{precision}")
         self._version_known = True
 
     async def ready(self) -> bool:
@@ -223,6 +252,11 @@ class TritonPairScorer:
     def model(self) -> MatcherModel:
         """The local copy of the version requests go to."""
         return self._matcher
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The features, in order, of the version requests go to."""
+        return self._matcher.feature_names
 
     async def _reset(self) -> None:
         await self.close()

@@ -5,8 +5,9 @@ The clip's chroma sequence is averaged into ``STEPS`` steps over its voiced leng
 faster or slower performance of the same passage gives the same steps (tempo invariance, for clips
 that cover the same music). Two clips are compared by the best cosine over the 12 circular shifts
 of the pitch axis (optimal transposition), allowing one step of misalignment, so a performance in
-another key scores as high as one in the original key. Computed with torch so that the Triton
-model (``triton_models/audio_chroma``) and the in-process path are one function.
+another key scores as high as one in the original key (the comparison is in the core,
+``resolution.media_evidence``). Computed with torch so that the Triton model
+(``triton_models/audio_chroma``) and the in-process path are one function.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import numpy as np
 import torch
 
 from media.loading import SAMPLE_RATE
+from resolution.media_evidence import CHROMA_STEPS
 
 N_FFT = 4096
 HOP = 1024
-STEPS = 16
-MAX_STEP_SHIFT = 1
+STEPS = CHROMA_STEPS
 CHROMA_DIM = STEPS * 12
 F_MIN, F_MAX = 55.0, 2000.0
 
@@ -67,40 +68,3 @@ def chroma_embedding(samples: np.ndarray | torch.Tensor) -> np.ndarray:
     steps = torch.nn.functional.adaptive_avg_pool1d(seq[None], STEPS)[0]
     flat = steps.T.reshape(-1)
     return (flat / flat.norm().clamp_min(1e-9)).numpy().astype(np.float32)
-
-
-def _shifted_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(12 transpositions, 2 * MAX_STEP_SHIFT + 1 time shifts) cosines, overlap-normalised."""
-    ma, mb = a.reshape(STEPS, 12), b.reshape(STEPS, 12)
-    out = np.empty((12, 2 * MAX_STEP_SHIFT + 1), dtype=np.float32)
-    for k in range(12):
-        rolled = np.roll(mb, k, axis=1)
-        for col, d in enumerate(range(-MAX_STEP_SHIFT, MAX_STEP_SHIFT + 1)):
-            x = (ma[d:] * rolled[: STEPS - d]).sum() if d >= 0 else (ma[:d] * rolled[-d:]).sum()
-            out[k, col] = x * STEPS / (STEPS - abs(d))
-    return out
-
-
-def transposition_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
-    """Best cosine over the 12 transpositions of ``b`` (and a step of misalignment), with that
-    transposition in semitones."""
-    scores = _shifted_scores(a, b)
-    k, _ = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    return float(scores.max()), int(k)
-
-
-def transposition_similarities(query: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """(n,) ``transposition_similarity`` of ``query`` against each row of ``others`` (n, CHROMA_DIM)."""
-    n = others.shape[0]
-    q = query.reshape(STEPS, 12)
-    o = others.reshape(n, STEPS, 12)
-    best = np.full(n, -1.0, dtype=np.float32)
-    for k in range(12):
-        rolled = np.roll(o, k, axis=2)
-        for d in range(-MAX_STEP_SHIFT, MAX_STEP_SHIFT + 1):
-            if d >= 0:
-                x = np.einsum("sc,nsc->n", q[d:], rolled[:, : STEPS - d])
-            else:
-                x = np.einsum("sc,nsc->n", q[:d], rolled[:, -d:])
-            best = np.maximum(best, x * STEPS / (STEPS - abs(d)))
-    return best

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from media.chroma import chroma_embedding, transposition_similarities
-from media.fingerprint import FingerprintSpectra, chromaprint
+from media.chroma import chroma_embedding
+from media.fingerprint import chromaprint
 from media.generated_set import MediaItem, MediaSet
-from media.image_hash import HASHES, hash_similarities, image_hash_bits
+from media.image_hash import HASHES, image_hash_bits
 from media.loading import MediaLoader
-
-SAME_RECORDING_THRESHOLD = 0.35  # fingerprint score; unrelated audio scores about 0.05
+from resolution.media_evidence import SAME_RECORDING_SCORE as SAME_RECORDING_THRESHOLD
+from resolution.media_evidence import FingerprintSpectra, hash_similarities, transposition_similarities
 
 
 @dataclass

@@ -405,7 +405,9 @@ class MediaSetBuilder:
             w = csv.writer(f)
             w.writerow(["record_id", "entity_id", "work_id"])
             for i in self.items:
-                w.writerow([i.content_id, i.recording_id, i.work_id])
+                # A music video is its own entity, ``video_of`` the recording it carries.
+                entity = f"{i.recording_id}-video" if i.role == "video" else i.recording_id
+                w.writerow([i.content_id, entity, i.work_id])
         manifest = {
             "seed": self.seed,
             "size": self.size,

@@ -30,12 +30,3 @@ def image_hash_bits(image: np.ndarray, kind: str = DEFAULT_HASH) -> np.ndarray:
     """(64,) uint8 of 0/1 for an (h, w, 3) uint8 image."""
     hashed = HASHES[kind](Image.fromarray(image))
     return np.asarray(hashed.hash, dtype=np.uint8).reshape(-1)
-
-
-def hash_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    return 1.0 - float(np.count_nonzero(a != b)) / a.size
-
-
-def hash_similarities(query: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """(n,) share of equal bits of ``query`` against each row of ``others`` (n, bits)."""
-    return 1.0 - (others != query[None, :]).mean(axis=1)

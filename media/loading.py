@@ -187,7 +187,9 @@ class MediaLoader:
         probe = self.probe(path)
         if not probe.has_video:
             raise MediaError("no_image", probe.format_name[:60])
-        if probe.pixels <= 0 or probe.pixels > self.limits.max_pixels:
+        if probe.pixels <= 0:
+            raise MediaError("corrupt", "no picture size (unreadable or absurd dimensions)")
+        if probe.pixels > self.limits.max_pixels:
             raise MediaError("too_many_pixels", f"{probe.pixels} pixels (limit {self.limits.max_pixels})")
         still = bool(set(probe.format_name.split(",")) & _IMAGE_FORMATS)
         seek = [] if still or probe.duration_s <= 0 else ["-ss", f"{min(probe.duration_s * 0.1, 5.0):.2f}"]

@@ -13,6 +13,7 @@ arrived just before it, including earlier items of its own batch.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -221,12 +222,16 @@ class CandidateFinder:
         title_only_keys: list[str] | None = None,
     ) -> list[list[Candidate]]:
         """One ANN search, one key lookup and (with a title cap) one bounded title-only lookup for
-        the whole batch (the expensive, remote part)."""
-        ann = await self._index.search(vectors, self._k)
-        keyed = await self._index.lookup_keys(title_keys, isrcs)
-        titled: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
-        if self._title_cap > 0 and title_only_keys and any(title_only_keys):
-            titled = await self._index.lookup_titles(vectors, title_only_keys, self._title_cap)
+        the whole batch (the expensive, remote part), in flight together: three round trips
+        cost about one."""
+        with_titles = bool(self._title_cap > 0 and title_only_keys and any(title_only_keys))
+        ann, keyed, titled = await asyncio.gather(
+            self._index.search(vectors, self._k),
+            self._index.lookup_keys(title_keys, isrcs),
+            self._index.lookup_titles(vectors, title_only_keys or [], self._title_cap)
+            if with_titles
+            else _no_hits(len(vectors)),
+        )
         out: list[list[Candidate]] = []
         for qi, hits in enumerate(ann):
             found = {h.row.content_id: _candidate(h.row, h.similarity, "ann") for h in hits}
@@ -253,22 +258,46 @@ class CandidateFinder:
 
         Recent rows win over index rows: they carry the newest entity assignment.
         """
-        found = {c.content_id: c for c in prefetched}
-        for hit in self._recent.search(vector[None, :], self._k)[0]:
-            found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
-        for row in self._recent.lookup_keys([title_key], [isrc]):
-            found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
-        if self._title_cap > 0 and title_only_key:
-            for hit in self._recent.lookup_titles(vector[None, :], [title_only_key], self._title_cap)[0]:
+        return self.complete_all([prefetched], vector[None, :], [title_key], [isrc], [exclude], [title_only_key])[0]
+
+    def complete_all(
+        self,
+        prefetched: list[list[Candidate]],
+        vectors: NDArray[np.float32],
+        title_keys: list[str],
+        isrcs: list[str],
+        excludes: list[str],
+        title_only_keys: list[str],
+    ) -> list[list[Candidate]]:
+        """``complete`` for every item of a chunk at once: one exact search of the recent writes
+        for all of them (the recent writes do not change while a chunk's candidates are gathered)."""
+        recent_hits = self._recent.search(vectors, self._k)
+        titled: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
+        if self._title_cap > 0 and any(title_only_keys):
+            titled = self._recent.lookup_titles(vectors, title_only_keys, self._title_cap)
+        out = []
+        for qi, vector in enumerate(vectors):
+            found = {c.content_id: c for c in prefetched[qi]}
+            for hit in recent_hits[qi]:
                 found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
-        found.pop(exclude, None)
-        return sorted(found.values(), key=lambda c: -c.similarity)
+            for row in self._recent.lookup_keys([title_keys[qi]], [isrcs[qi]]):
+                found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
+            if title_only_keys[qi]:
+                for hit in titled[qi]:
+                    found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
+            found.pop(excludes[qi], None)
+            out.append(sorted(found.values(), key=lambda c: -c.similarity))
+        return out
 
     def remember(self, rows: list[IndexedRow]) -> None:
         self._recent.add(rows)
 
     async def write(self, rows: list[IndexedRow]) -> None:
         await self._index.upsert(rows)
+
+
+async def _no_hits(n: int) -> list[list[IndexHit]]:
+    return [[] for _ in range(n)]
 
 
 def _candidate(row: IndexedRow, similarity: float, via: str) -> Candidate:

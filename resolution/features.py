@@ -6,9 +6,12 @@ matcher always sees the same features it was trained on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from rapidfuzz import fuzz
+from rapidfuzz.process import cpdist
 
 from resolution.normalise import VERSION_TAGS, NormalisedItem, is_placeholder_title
 
@@ -131,14 +134,14 @@ def _named_text(n: NormalisedItem) -> str:
     return " ".join(part for part in (n.title_core, *n.artists, *n.featured) if part)
 
 
-def _head_signals(a: NormalisedItem, b: NormalisedItem) -> tuple[float, float, float, float]:
+def _head_signals(
+    head_a: list[str], head_b: list[str], ratio: float, found: float
+) -> tuple[float, float, float, float]:
     """How the two titles' heads agree: a feed that puts artist, release or genre after the
     title in the title field still starts with the title. Returns (leading words in common
     over the shorter head, over the longer head, edit-distance ratio of the heads, and how well
     either head is found in the other's title and artist text, for feeds that moved the title
-    into another field)."""
-    cuts = _cut_phrases(a, b)
-    head_a, head_b = title_head(a.title_core, cuts), title_head(b.title_core, cuts)
+    into another field). ``ratio`` and ``found`` come from rapidfuzz, for all pairs at once."""
     if not head_a or not head_b:
         return 0.0, 0.0, 0.0, 0.0
     common = 0
@@ -147,9 +150,7 @@ def _head_signals(a: NormalisedItem, b: NormalisedItem) -> tuple[float, float, f
             break
         common += 1
     shorter, longer = sorted((len(head_a), len(head_b)))
-    text_a, text_b = " ".join(head_a), " ".join(head_b)
-    found = max(_ratio(text_a, _named_text(b), fuzz.partial_ratio), _ratio(text_b, _named_text(a), fuzz.partial_ratio))
-    return common / shorter, common / longer, _ratio(text_a, text_b), found
+    return common / shorter, common / longer, ratio, found
 
 
 def _record_words(n: NormalisedItem) -> set[str]:
@@ -164,16 +165,14 @@ def _words_found(head: list[str], words: set[str]) -> float:
     return len(wanted & words) / len(wanted) if wanted else 0.0
 
 
-def _title_words_found(a: NormalisedItem, b: NormalisedItem) -> float:
+def _title_words_found(head_a: list[str], head_b: list[str], words_a: set[str], words_b: set[str]) -> float:
     """How well a title's head (its words before a glued-on name) is found anywhere in the other
     record, the better of the two sides (the other may have genre or label words glued on): a
     feed that scrambles fields still carries the song's name somewhere, while two songs of one
     album share artist, release and year but not it."""
-    cuts = _cut_phrases(a, b)
-    head_a, head_b = title_head(a.title_core, cuts), title_head(b.title_core, cuts)
     if not head_a or not head_b:
         return 0.0
-    return max(_words_found(head_a, _record_words(b)), _words_found(head_b, _record_words(a)))
+    return max(_words_found(head_a, words_b), _words_found(head_b, words_a))
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:
@@ -182,8 +181,94 @@ def _jaccard(a: set[str], b: set[str]) -> float:
 
 def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> dict[str, float]:
     """Named, bounded signals; every value is a float so it can travel in a decision."""
-    artists_a = " ".join(a.artists)
-    artists_b = " ".join(b.artists)
+    return pair_signals_batch([(a, b)], [text_cosine])[0]
+
+
+def _ratios(left: list[str], right: list[str], scorer: Any) -> NDArray[np.float64]:
+    """``_ratio`` for every pair at once: one call into rapidfuzz's C++ per signal, not per pair."""
+    if not left:
+        return np.zeros(0)
+    scores = cpdist(left, right, scorer=scorer, dtype=np.float64, workers=1) / 100.0
+    empty = np.array([not x or not y for x, y in zip(left, right, strict=True)])
+    return np.where(empty, 0.0, scores)
+
+
+def pair_signals_batch(
+    pairs: list[tuple[NormalisedItem, NormalisedItem]], cosines: list[float]
+) -> list[dict[str, float]]:
+    """``pair_signals`` for all the pairs of a chunk: the string comparisons run column by column
+    in rapidfuzz (most of the cost), the rest per pair; the values are the same as one by one."""
+    n = len(pairs)
+    if n == 0:
+        return []
+    titles_a = [a.title_core for a, _ in pairs]
+    titles_b = [b.title_core for _, b in pairs]
+    artists_a = [" ".join(a.artists) for a, _ in pairs]
+    artists_b = [" ".join(b.artists) for _, b in pairs]
+    full_a = [_full_text(a) for a, _ in pairs]
+    full_b = [_full_text(b) for _, b in pairs]
+    heads = []
+    for a, b in pairs:
+        cuts = _cut_phrases(a, b)
+        heads.append((title_head(a.title_core, cuts), title_head(b.title_core, cuts)))
+    head_text_a = [" ".join(ha) for ha, _ in heads]
+    head_text_b = [" ".join(hb) for _, hb in heads]
+    title_ratio = _ratios(titles_a, titles_b, fuzz.ratio)
+    title_token_set = _ratios(titles_a, titles_b, fuzz.token_set_ratio)
+    title_partial = _ratios(titles_a, titles_b, fuzz.partial_ratio)
+    artist_ratio = _ratios(artists_a, artists_b, fuzz.ratio)
+    artist_token_set = _ratios(artists_a, artists_b, fuzz.token_set_ratio)
+    release_ratio = _ratios([a.release for a, _ in pairs], [b.release for _, b in pairs], fuzz.token_set_ratio)
+    full_token_set = _ratios(full_a, full_b, fuzz.token_set_ratio)
+    full_token_sort = _ratios(full_a, full_b, fuzz.token_sort_ratio)
+    title_in_other = np.minimum(
+        _ratios(titles_a, full_b, fuzz.partial_ratio), _ratios(titles_b, full_a, fuzz.partial_ratio)
+    )
+    artist_in_other = np.maximum(
+        _ratios(artists_a, full_b, fuzz.partial_ratio), _ratios(artists_b, full_a, fuzz.partial_ratio)
+    )
+    head_ratio = _ratios(head_text_a, head_text_b, fuzz.ratio)
+    head_found = np.maximum(
+        _ratios(head_text_a, [_named_text(b) for _, b in pairs], fuzz.partial_ratio),
+        _ratios(head_text_b, [_named_text(a) for a, _ in pairs], fuzz.partial_ratio),
+    )
+    out = []
+    for k, (a, b) in enumerate(pairs):
+        head_a, head_b = heads[k]
+        ratios = {
+            "title_ratio": float(title_ratio[k]),
+            "title_token_set": float(title_token_set[k]),
+            "title_partial": float(title_partial[k]),
+            "artist_ratio": float(artist_ratio[k]),
+            "artist_token_set": float(artist_token_set[k]),
+            "release_ratio": float(release_ratio[k]),
+            "full_token_set": float(full_token_set[k]),
+            "full_token_sort": float(full_token_sort[k]),
+            "title_in_other": float(title_in_other[k]),
+            "artist_in_other": float(artist_in_other[k]),
+        }
+        head = _head_signals(head_a, head_b, float(head_ratio[k]), float(head_found[k]))
+        out.append(
+            _pair_signals(
+                a, b, cosines[k], artists_a[k], artists_b[k], full_a[k], full_b[k], head_a, head_b, ratios, head
+            )
+        )
+    return out
+
+
+def _pair_signals(
+    a: NormalisedItem,
+    b: NormalisedItem,
+    text_cosine: float,
+    artists_a: str,
+    artists_b: str,
+    full_a: str,
+    full_b: str,
+    head_a: list[str],
+    head_b: list[str],
+    ratios: dict[str, float],
+    head: tuple[float, float, float, float],
+) -> dict[str, float]:
     artist_known = float(bool(artists_a) and bool(artists_b))
     set_a = set(a.artists) | set(a.featured)
     set_b = set(b.artists) | set(b.featured)
@@ -195,24 +280,20 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
     version_b = b.tags & VERSION_TAGS
     video_a = a.version_class == "video"
     video_b = b.version_class == "video"
-    full_a, full_b = _full_text(a), _full_text(b)
-    title_in_other = min(
-        _ratio(a.title_core, full_b, fuzz.partial_ratio), _ratio(b.title_core, full_a, fuzz.partial_ratio)
-    )
-    artist_in_other = max(_ratio(artists_a, full_b, fuzz.partial_ratio), _ratio(artists_b, full_a, fuzz.partial_ratio))
-    head_prefix, head_cover, head_ratio, head_in_other = _head_signals(a, b)
+    words_a, words_b = _record_words(a), _record_words(b)
+    head_prefix, head_cover, head_ratio, head_in_other = head
     performance_differs = bool((a.tags ^ b.tags) & PERFORMANCE_TAGS)
     return {
         "text_cosine": float(text_cosine),
-        "title_ratio": _ratio(a.title_core, b.title_core),
-        "title_token_set": _ratio(a.title_core, b.title_core, fuzz.token_set_ratio),
-        "title_partial": _ratio(a.title_core, b.title_core, fuzz.partial_ratio),
+        "title_ratio": ratios["title_ratio"],
+        "title_token_set": ratios["title_token_set"],
+        "title_partial": ratios["title_partial"],
         "title_equal": float(bool(a.title_core) and a.title_core == b.title_core),
-        "artist_ratio": _ratio(artists_a, artists_b),
-        "artist_token_set": _ratio(artists_a, artists_b, fuzz.token_set_ratio),
+        "artist_ratio": ratios["artist_ratio"],
+        "artist_token_set": ratios["artist_token_set"],
         "artist_known": artist_known,
         "artist_overlap": float(overlap),
-        "release_ratio": _ratio(a.release, b.release, fuzz.token_set_ratio),
+        "release_ratio": ratios["release_ratio"],
         "release_known": float(bool(a.release) and bool(b.release)),
         "duration_diff_s": min(duration_diff, 600.0),
         "duration_known": duration_known,
@@ -228,10 +309,10 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         "both_video": float(video_a and video_b),
         "same_source": float(bool(a.source) and a.source == b.source),
         "language_conflict": float(bool(a.language) and bool(b.language) and a.language != b.language),
-        "full_token_set": _ratio(full_a, full_b, fuzz.token_set_ratio),
-        "full_token_sort": _ratio(full_a, full_b, fuzz.token_sort_ratio),
-        "title_in_other": title_in_other,
-        "artist_in_other": artist_in_other,
+        "full_token_set": ratios["full_token_set"],
+        "full_token_sort": ratios["full_token_sort"],
+        "title_in_other": ratios["title_in_other"],
+        "artist_in_other": ratios["artist_in_other"],
         "title_placeholder": float(_is_placeholder(a.title_core) or _is_placeholder(b.title_core)),
         "full_containment": _containment(full_a, full_b),
         "title_prefix": _common_prefix(a.title_core, b.title_core),
@@ -240,8 +321,8 @@ def pair_signals(a: NormalisedItem, b: NormalisedItem, text_cosine: float) -> di
         "head_ratio": head_ratio,
         "head_in_other": head_in_other,
         "performance_differs": float(performance_differs),
-        "title_words_found": _title_words_found(a, b),
-        "record_jaccard": _jaccard(_record_words(a), _record_words(b)),
+        "title_words_found": _title_words_found(head_a, head_b, words_a, words_b),
+        "record_jaccard": _jaccard(words_a, words_b),
         # A demo or acoustic take against the album track: how far their lengths are apart
         # (0 when the tags agree or a length is unknown; 1 from a minute on).
         "performance_duration_gap": min(duration_diff, _GAP_SCALE_S) / _GAP_SCALE_S if performance_differs else 0.0,

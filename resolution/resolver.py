@@ -22,6 +22,15 @@ from resolution.corrections import CorrectionLimits, Corrector
 from resolution.entities import EntityStore
 from resolution.feedback import Feedback
 from resolution.matcher import PairInput, PairScorer
+from resolution.media_evidence import (
+    NO_MEDIA,
+    MediaEvidence,
+    MediaMemory,
+    MediaReader,
+    media_signals,
+    shared_sub_fingerprints,
+    with_media_evidence,
+)
 from resolution.model import Action, Candidate, ContentItem, Decision, Relation, ScoredCandidate, stable_id
 from resolution.normalise import NormalisedItem, normalise
 from resolution.policy import DecisionPolicy
@@ -84,6 +93,9 @@ class BatchResolver:
         max_candidates: int = 10,
         corrector: Corrector | None = None,
         pipeline_chunk: int = 0,
+        media: MediaReader | None = None,
+        media_memory: MediaMemory | None = None,
+        media_candidates: int = 3,
     ) -> None:
         self._encoder = encoder
         self._finder = finder
@@ -98,6 +110,11 @@ class BatchResolver:
         self._last_sequence = 0
         # 0: the whole batch is one chunk (no overlap).
         self._pipeline_chunk = pipeline_chunk
+        # Audio and image evidence: read per batch, remembered for later items, fused after the
+        # scorer; without a reader every item is resolved on text alone, exactly as before.
+        self._media = media
+        self._media_memory = media_memory if media_memory is not None else MediaMemory()
+        self._media_candidates = media_candidates
 
     @property
     def model_version(self) -> str:
@@ -154,6 +171,11 @@ class BatchResolver:
         clock.start("normalise")
         norms = [normalise(i) for i in fresh]
         clock.stop()
+        evidence = [NO_MEDIA] * len(fresh)
+        if self._media is not None and any(i.audio_ref or i.image_ref for i in fresh):
+            clock.start("media")
+            evidence = await self._media.read(fresh)
+            clock.stop()
         size = self._pipeline_chunk or len(fresh)
         bounds = [(lo, min(lo + size, len(fresh))) for lo in range(0, len(fresh), size)]
 
@@ -176,7 +198,15 @@ class BatchResolver:
                     pending = asyncio.ensure_future(embed(*bounds[n + 1]))
                     await asyncio.sleep(0)  # let it send its request before this chunk's CPU work
                 considered += await self._resolve_chunk(
-                    fresh[lo:hi], norms[lo:hi], vectors, clock, decisions, corrections, reexamined, rows
+                    fresh[lo:hi],
+                    norms[lo:hi],
+                    vectors,
+                    clock,
+                    decisions,
+                    corrections,
+                    reexamined,
+                    rows,
+                    evidence[lo:hi],
                 )
         finally:
             # An outage mid-batch: the next chunk's embedding is never awaited; do not leak it.
@@ -200,6 +230,7 @@ class BatchResolver:
         corrections: list[Decision],
         reexamined: list[int],
         rows: list[IndexedRow],
+        evidence: list[MediaEvidence],
     ) -> int:
         """Searches, scores and decides one chunk, appending to the batch's lists; returns the
         number of candidates considered. Earlier chunks are found as recent writes."""
@@ -210,8 +241,11 @@ class BatchResolver:
 
         clock.start("score")
         per_item = self._gather(norms, vectors, prefetched)
+        self._add_media_candidates(norms, vectors, evidence, per_item)
         pairs = [PairInput(norms[i], _meta_item(c), c.similarity) for i, cands in enumerate(per_item) for c in cands]
         scores = await self._scorer.score(pairs) if pairs else []
+        in_chunk = {n.content_id: e for n, e in zip(norms, evidence, strict=True)}
+        pair_media = [self._pair_media(evidence[i], c, in_chunk) for i, cands in enumerate(per_item) for c in cands]
 
         clock.start("decide")
         cursor = 0
@@ -225,12 +259,24 @@ class BatchResolver:
                 entity = self._store.entity_of(cand.content_id) or cand.entity_id
                 work = self._store.work_of(entity) or cand.work_id
                 current = Candidate(cand.content_id, entity, work, cand.similarity, cand.meta, cand.via)
-                relation = Relation(s.best_relation)
-                scored.append(
-                    ScoredCandidate(current, relation, s.probabilities[relation.value], s.probabilities, s.signals)
-                )
+                probabilities, signals = s.probabilities, s.signals
+                media = pair_media[cursor - 1]
+                if media is not None:
+                    signals = {**signals, **media}
+                    probabilities = with_media_evidence(probabilities, signals)
+                relation = Relation(max(("same", "version_of", "video_of"), key=lambda r: probabilities[r]))
+                scored.append(ScoredCandidate(current, relation, probabilities[relation.value], probabilities, signals))
             considered += len(scored)
-            decision = self._apply(self._decide(item, norms[i], scored))
+            decision = self._decide(item, norms[i], scored)
+            if evidence[i].failures:
+                # Resolved on what it has; the evidence says which modality failed and why.
+                note = evidence[i].failure_note()
+                decision = replace(
+                    decision,
+                    signals={**decision.signals, **evidence[i].failure_signals()},
+                    reason=f"{decision.reason}; {note}" if decision.reason else note,
+                )
+            decision = self._apply(decision)
             decisions.append(decision)
             correction = self._corrector.after_decision(decision)
             corrections.extend(self._apply(d) for d in correction.decisions)
@@ -249,8 +295,43 @@ class BatchResolver:
                 )
             )
             self._finder.remember([rows[-1]])
+            self._media_memory.add(item.content_id, evidence[i], norms[i].to_meta(), vectors[i])
         clock.stop()
         return considered
+
+    def _pair_media(
+        self, evidence: MediaEvidence, candidate: Candidate, in_chunk: dict[str, MediaEvidence]
+    ) -> dict[str, float] | None:
+        """The pair's media signals, or None when either side has no media to compare."""
+        other = self._media_memory.get(candidate.content_id) or in_chunk.get(candidate.content_id)
+        if other is None or not (evidence.has_audio or evidence.has_image):
+            return None
+        return media_signals(evidence, other)
+
+    def _add_media_candidates(
+        self,
+        norms: list[NormalisedItem],
+        vectors: NDArray[np.float32],
+        evidence: list[MediaEvidence],
+        per_item: list[list[Candidate]],
+    ) -> None:
+        """The audio path: remembered items and the chunk's earlier items that sound like this one,
+        whatever their titles."""
+        if self._media_candidates <= 0:
+            return
+        for i, found in enumerate(per_item):
+            if not evidence[i].has_audio:
+                continue
+            have = {c.content_id for c in found}
+            hits = self._media_memory.similar(evidence[i], self._media_candidates, norms[i].content_id)
+            earlier = [j for j in range(i) if evidence[j].has_audio and norms[j].content_id not in have]
+            shared = {j: shared_sub_fingerprints(evidence[i], evidence[j]) for j in earlier}
+            for j in sorted((j for j in earlier if shared[j]), key=lambda j: -shared[j])[: self._media_candidates]:
+                hits.append((norms[j].content_id, norms[j].to_meta(), vectors[j]))
+            for cid, meta, vector in hits:
+                if cid not in have:
+                    have.add(cid)
+                    found.append(Candidate(cid, "", "", float(vectors[i] @ vector), meta, "media"))
 
     def _gather(
         self, norms: list[NormalisedItem], vectors: NDArray[np.float32], prefetched: list[list[Candidate]]
@@ -262,15 +343,18 @@ class BatchResolver:
         up to ``max_candidates``."""
         batch_sims = vectors @ vectors.T
         title_cap = self._finder.title_cap
+        completed = self._finder.complete_all(
+            prefetched,
+            vectors,
+            [n.title_key for n in norms],
+            [n.isrc or "" for n in norms],
+            [n.content_id for n in norms],
+            [n.title_only_key if title_cap > 0 else "" for n in norms],
+        )
         out: list[list[Candidate]] = []
         for i, norm in enumerate(norms):
             title_only = norm.title_only_key if title_cap > 0 else ""
-            found = {
-                c.content_id: c
-                for c in self._finder.complete(
-                    prefetched[i], vectors[i], norm.title_key, norm.isrc or "", norm.content_id, title_only
-                )
-            }
+            found = {c.content_id: c for c in completed[i]}
             earlier = sorted(range(i), key=lambda j: -batch_sims[i, j])
             for j in earlier:
                 other = norms[j]

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# In RESOLVER_STACK_TRITON_MODELS: the text model chosen by measurement (content_resolver/encoder_choice.py).
+AUTO_TEXT_MODEL = "auto"
 
 # Variables that hold secrets: never handed to the services the stack starts, never printed.
 SECRET_ENVIRONMENT = (
@@ -39,9 +41,9 @@ class StackSettings:
     triton_metrics_port: int = 8002
     triton_model_repository: Path = REPO_ROOT / "triton_models"
     # Models Triton loads at start (comma-separated); "*" loads the whole repository. Each text
-    # model is a python-backend process of ~1.2 GB, so by default only the worker's text model
-    # and matcher load (see Settings.from_env).
-    triton_models: str = "text_encoder_bf16,matcher"
+    # model is a python-backend process, so by default only the worker's text model and matcher
+    # load (see Settings.from_env); AUTO_TEXT_MODEL stands for the text model chosen by measurement.
+    triton_models: str = "auto,matcher"
     torch_threads: int = 1
     milvus_port: int = 19530
     # The embedded etcd's client and peer ports (loopback): other values let a second Milvus
@@ -115,9 +117,15 @@ class WorkerSettings:
     # top-k, same core title, most similar first; 0 turns the path off.
     title_candidates_cap: int = 5
     triton_url: str = "127.0.0.1:8001"
-    # bf16 weights: 1.6x the fp32 speed on this CPU, cosine 0.99995 to fp32, same F1 (docs/performance.md).
-    # "text_encoder" is the fp32 reference, "text_encoder_int8" the fastest and lossiest.
-    text_model: str = "text_encoder_bf16"
+    # Empty: the encoder path `resolver stack up` measured fastest within the quality budget on
+    # this CPU (content_resolver/encoder_choice.py); a Triton model name overrides it.
+    text_model: str = ""
+    # Texts seen recently skip Triton (re-deliveries are common in catalogue feeds); bounded:
+    # 10,000 vectors are 15 MiB. 0 turns it off.
+    embedding_cache_size: int = 10000
+    # A path: the worker runs under pyinstrument (a dev dependency) and writes its profile there
+    # on exit (`RESOLVER_WORKER_PROFILE_OUT=out/worker-profile.txt resolver bench`).
+    profile_out: str = ""
     # The Triton matcher model; its trained thresholds replace merge/link_threshold when present.
     matcher_model: str = "matcher"
     # How often the worker asks Triton which matcher version serves (promotions, rollbacks).
@@ -191,7 +199,7 @@ class Settings:
         if "TRITON_URL" in env:
             env.setdefault("RESOLVER_WORKER_TRITON_URL", env["TRITON_URL"])
         worker = _section(WorkerSettings, "RESOLVER_WORKER_", env)
-        env.setdefault("RESOLVER_STACK_TRITON_MODELS", f"{worker.text_model},{worker.matcher_model}")
+        env.setdefault("RESOLVER_STACK_TRITON_MODELS", f"{worker.text_model or AUTO_TEXT_MODEL},{worker.matcher_model}")
         return cls(
             stack=_section(StackSettings, "RESOLVER_STACK_", env),
             kafka=_section(KafkaSettings, "RESOLVER_KAFKA_", env),

@@ -52,7 +52,13 @@ def send_feedback(
         with tracer.start_as_current_span(
             "produce curator-feedback",
             kind=SpanKind.PRODUCER,
-            attributes={"messaging.destination.name": kafka.feedback_topic, "resolver.feedback_id": fb.feedback_id},
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "send",
+                "messaging.destination.name": kafka.feedback_topic,
+                "resolver.feedback_id": fb.feedback_id,
+            },
         ) as span:
             producer.produce(
                 kafka.feedback_topic,

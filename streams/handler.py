@@ -65,8 +65,36 @@ class OutboundRecord:
 # Sends every record and returns, in order, the offset each was written at.
 Send = Callable[[list[OutboundRecord]], Awaitable[list[int]]]
 
-STAGES = ("normalise", "embed", "search", "score", "decide", "index")
+STAGES = ("normalise", "media", "embed", "search", "score", "decide", "index")
 SPAN_NAMES = {"re-resolution": "correct", "curator-feedback": "apply-feedback"}
+
+
+def consumed_attributes(msg: InboundMessage, operation: str) -> dict[str, str | int]:
+    """OpenTelemetry messaging attributes of a record read from Kafka (semantic conventions 1.27+)."""
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+        "messaging.destination.name": msg.topic,
+        "messaging.destination.partition.id": str(msg.partition),
+        "messaging.kafka.offset": msg.offset,
+        "messaging.kafka.message.key": (msg.key or b"").decode("utf-8", "replace"),
+        "messaging.message.body.size": len(msg.value or b""),
+    }
+
+
+def produced_attributes(record: OutboundRecord, offset: int) -> dict[str, str | int]:
+    """OpenTelemetry messaging attributes of a record written to Kafka."""
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": offset,
+        "messaging.kafka.message.key": record.key.decode("utf-8", "replace"),
+        "messaging.message.body.size": len(record.value),
+    }
 
 
 def parse_feedback(schema: AvroSchema, value: bytes | None) -> Feedback:
@@ -199,20 +227,28 @@ class EventBatchHandler:
                 start_time=consume_start,
                 links=[Link(batch_span.get_span_context())],
                 attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": msg.topic,
-                    "messaging.kafka.partition": msg.partition,
-                    "messaging.kafka.offset": msg.offset,
+                    **consumed_attributes(msg, "process"),
                     "resolver.event_id": decision.event_id,
                     "resolver.content_id": decision.content_id,
                     "resolver.action": decision.action.value,
                     "resolver.entity_id": decision.entity_id,
                     "resolver.confidence": float(decision.confidence),
+                    "resolver.model_version": model_version,
                     "resolver.batch_size": len(messages),
+                    **({"resolver.relation": decision.relation.value} if decision.relation else {}),
+                    **(
+                        {"resolver.related_entity_id": decision.related_entity_id} if decision.related_entity_id else {}
+                    ),
                 },
             )
             ctx = trace.set_span_in_context(span)
-            self._tracer.start_span("consume", context=ctx, start_time=consume_start).end(end_time=consume_end)
+            self._tracer.start_span(
+                "consume",
+                context=ctx,
+                kind=SpanKind.CONSUMER,
+                start_time=consume_start,
+                attributes={**consumed_attributes(msg, "receive"), "messaging.batch.message_count": len(messages)},
+            ).end(end_time=consume_end)
             for stage in STAGES:
                 for start, end in result.stages.get(stage, ()):
                     self._tracer.start_span(stage, context=ctx, start_time=start).end(end_time=end)
@@ -224,7 +260,7 @@ class EventBatchHandler:
                     self._topics.decisions, decision.content_id.encode(), value, inject_headers(ctx), msg.partition
                 )
             )
-            spans.append((span, ctx, decision))
+            spans.append((span, ctx, decision, len(out) - 1))
             m.decisions.labels(decision.action.value).inc()
             top = max((c.score for c in decision.candidates), default=0.0)
             m.score.labels(decision.action.value).observe(top)
@@ -244,8 +280,14 @@ class EventBatchHandler:
             if sent.topic == self._topics.decisions:
                 ends[sent.partition] = max(ends.get(sent.partition, 0), offset + 1)
         now_ms = time.time() * 1000
-        for span, ctx, decision in spans:
-            self._tracer.start_span("produce", context=ctx, start_time=produce_start).end(end_time=produce_end)
+        for span, ctx, decision, index in spans:
+            self._tracer.start_span(
+                "produce",
+                context=ctx,
+                kind=SpanKind.PRODUCER,
+                start_time=produce_start,
+                attributes=produced_attributes(out[index], offsets[index]),
+            ).end(end_time=produce_end)
             span.end(end_time=produce_end)
             if produced_at[decision.event_id] > 0:
                 m.latency_seconds.observe(max(0.0, now_ms - produced_at[decision.event_id]) / 1000)

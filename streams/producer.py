@@ -43,15 +43,20 @@ class ContentProducer:
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "send",
                 "messaging.destination.name": self._topic,
                 "resolver.event_id": item.event_id,
                 "resolver.content_id": item.content_id,
             },
         ) as span:
             value = self._schema.encode(stamped.to_record())
+            key = blocking_key(item)
+            span.set_attribute("messaging.kafka.message.key", key.decode("utf-8", "replace"))
+            span.set_attribute("messaging.message.body.size", len(value))
             self._producer.produce(
                 self._topic,
-                key=blocking_key(item),
+                key=key,
                 value=value,
                 headers=kafka_headers(inject_headers(trace.set_span_in_context(span))),
                 on_delivery=self._delivered,

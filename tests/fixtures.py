@@ -27,10 +27,10 @@ def base_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(base_settings: Settings) -> Iterator[Settings]:
-    from deploy.stack import LocalStack
+    from content_resolver.composition import local_stack
     from streams.kafka import ensure_topics
 
-    local = LocalStack(base_settings.stack, milvus_token=base_settings.worker.milvus_token)
+    local = local_stack(base_settings)
     before = {name: line.startswith("up") for name, line in local.status().items()}
     local.up()
     ensure_topics(base_settings.kafka)

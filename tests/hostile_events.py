@@ -1,10 +1,13 @@
 """Hypothesis strategies for hostile content events: each is invalid by construction.
 
 Every strategy yields ``(bytes, reasons)``: what a broken or malicious producer would send, and
-the dead-letter reasons the resolver may give for it.
+the dead-letter reasons the resolver may give for it. ``hostile_media_files`` is the other kind:
+valid events whose media files are missing, corrupt, oversized or hostile.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from hypothesis import strategies as st
 
@@ -151,3 +154,67 @@ def invalid_utf8(draw: st.DrawFn) -> tuple[bytes, set[str]]:
 
 
 hostile_event = st.one_of(garbage(), foreign_fingerprint(), truncated(), invalid_field(), invalid_utf8())
+
+
+# ---- hostile media files: valid events whose audio_ref / image_ref a worker must survive ----------
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
+
+
+def wav_header(declared_bytes: int, body: bytes) -> bytes:
+    import struct
+
+    header = b"RIFF" + struct.pack("<I", 36 + declared_bytes) + b"WAVEfmt "
+    header += struct.pack("<IHHIIHH", 16, 1, 1, 11025, 22050, 2, 16)
+    return header + b"data" + struct.pack("<I", declared_bytes) + body
+
+
+def hostile_media_files(folder: Path) -> list[tuple[str, str, set[str]]]:
+    """``(reference, modality, reasons)``: files (and references) that must not stop a worker; the
+    decision must name the modality and one of the reasons. Written under ``folder``."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cases: list[tuple[str, str, set[str]]] = []
+
+    def file(name: str, content: bytes) -> str:
+        path = folder / name
+        path.write_bytes(content)
+        return str(path)
+
+    failed = {"corrupt", "tool_failed", "too_short", "no_audio_stream"}
+    cases.append((str(folder / "missing.flac"), "audio", {"missing"}))
+    cases.append((str(folder), "audio", {"not_a_file"}))
+    cases.append((file("empty.wav", b""), "audio", {"empty"}))
+    cases.append((file("garbage.mp3", os.urandom(4096)), "audio", failed))
+    cases.append((file("truncated.wav", wav_header(10_000_000, b"\x01\x02" * 50)), "audio", failed))
+    # Would make ffmpeg read other files: refused by the format and protocol whitelists.
+    cases.append((file("list.m3u8", b"#EXTM3U\n#EXTINF:10,\nfile:///etc/hostname\n"), "audio", failed))
+    cases.append((file("concat.ffconcat", b"ffconcat version 1.0\nfile '/etc/hostname'\n"), "audio", failed))
+    sparse = folder / "huge.ogg"  # 600 MiB declared, no disk used
+    with sparse.open("wb") as f:
+        f.truncate(600 << 20)
+    cases.append((str(sparse), "audio", {"too_large"}))
+    fifo = folder / "pipe.wav"  # opening it would block forever
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    cases.append((str(fifo), "audio", {"not_a_file"}))
+    cases.append(("/dev/zero", "audio", {"not_a_file"}))
+    cases.append(("http://127.0.0.1:9/track.mp3", "audio", {"unsupported_ref"}))
+    cases.append(("file://elsewhere.example/track.mp3", "audio", {"unsupported_ref"}))
+    cases.append((file("bomb.png", _png_header_only(12_000, 12_000)), "image", {"too_many_pixels"}))
+    # Dimensions ffmpeg itself refuses to believe.
+    cases.append((file("absurd.png", _png_header_only(1 << 30, 1 << 30)), "image", {"corrupt", "tool_failed"}))
+    cases.append((file("sound.wav", wav_header(22050, b"\x00\x10" * 11025)), "image", {"no_image"}))
+    cases.append((file("broken.jpg", b"\xff\xd8\xff\xe0" + os.urandom(2048)), "image", failed | {"no_image"}))
+    return cases

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import pytest
 
-from deploy.stack import LocalStack
+from content_resolver.composition import local_stack
 from deploy.worker import WorkerProcess
 from settings import Settings
 from streams.kafka import ensure_topics
@@ -113,7 +113,7 @@ def outage_under_load(
 
 
 def test_triton_stopped_for_30s_under_load(worker: WorkerProcess) -> None:
-    stack = LocalStack(worker.settings.stack, milvus_token=worker.settings.worker.milvus_token)
+    stack = local_stack(worker.settings)
     outage_under_load(worker, "triton", lambda: stack.stop("triton"), lambda: stack.start("triton"))
 
 

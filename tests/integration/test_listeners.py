@@ -71,9 +71,16 @@ def assert_milvus_refuses_without_credentials(uri: str, token: str) -> None:
     from pymilvus import MilvusClient
 
     for wrong in ("", "root:Milvus", f"root:{secrets.token_urlsafe(8)}"):
-        with pytest.raises(grpc.RpcError) as refused:
-            MilvusClient(uri=uri, token=wrong, timeout=10)
-        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (wrong, refused.value)
+        try:
+            MilvusClient(uri=uri, token=wrong, timeout=10).close()
+        except grpc.RpcError as refused:
+            assert refused.code() == grpc.StatusCode.UNAUTHENTICATED, (wrong, refused)
+        else:
+            label = "no token" if not wrong else wrong.split(":")[0] + ":<wrong or default password>"
+            pytest.fail(
+                f"Milvus at {uri} let in a client with {label}: it runs without authentication"
+                " (started by a stack from before authentication; restart it with `stack down/up --only milvus`)"
+            )
     # Its REST API on the same port too (Milvus' "user hasn't authenticated", code 1800).
     try:
         with urllib.request.urlopen(f"{uri}/v1/vector/collections", timeout=10) as resp:

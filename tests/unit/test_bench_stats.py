@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from benchmarks.stats import (
     rate_over_time,
     ratio,
 )
-from inference.text_encoder import EmbeddingCache, served_precision, text_model_version
+from inference.text_encoder import EmbeddingCache, text_model_version
 from streams.metrics import ResolverMetrics
 
 
@@ -106,17 +105,6 @@ def test_embedding_cache_is_a_bounded_lru() -> None:
     assert len(off) == 0
 
 
-def test_model_versions_and_served_precision(tmp_path: Path) -> None:
+def test_model_versions() -> None:
     assert text_model_version("fp32") == "minilm-l6-v2"
     assert text_model_version("int8") == "minilm-l6-v2-int8"
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "config.pbtxt").write_text(
-        'name: "m"\nparameters: {\n  key: "precision"\n  value: { string_value: "bf16" }\n}\n'
-    )
-    (tmp_path / "plain").mkdir()
-    (tmp_path / "plain" / "config.pbtxt").write_text('name: "plain"\n')
-    assert served_precision(tmp_path, "m") == "bf16"
-    assert served_precision(tmp_path, "plain") == "fp32"
-    repo = Path(__file__).resolve().parents[2] / "triton_models"
-    assert served_precision(repo, "text_encoder") == "fp32"
-    assert served_precision(repo, "text_encoder_int8") == "int8"

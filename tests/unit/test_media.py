@@ -11,10 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media.chroma import CHROMA_DIM, STEPS, chroma_embedding, transposition_similarities, transposition_similarity
-from media.fingerprint import MIN_OVERLAP, FingerprintSpectra, fingerprint_similarity, reference_similarity
+from media.chroma import CHROMA_DIM, STEPS, chroma_embedding
 from media.loading import SAMPLE_RATE, MediaLimits, MediaLoader, local_path
 from media.process import MediaError
+from resolution.media_evidence import (
+    MIN_OVERLAP,
+    FingerprintSpectra,
+    fingerprint_similarity,
+    transposition_similarities,
+    transposition_similarity,
+)
+from resolution.media_evidence import reference_fingerprint_similarity as reference_similarity
 
 needs_ffmpeg = pytest.mark.skipif(
     shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None,
@@ -159,11 +166,11 @@ def test_audio_without_a_picture_is_no_image(tmp_path: Path) -> None:
 def test_a_pixel_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     import zlib
 
-    # A PNG header declaring 30000 x 30000 pixels with a tiny body.
+    # A PNG header declaring 12000 x 12000 pixels (144 M, over the 50 M limit) with a tiny body.
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0)
     png = (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
     )
@@ -172,3 +179,35 @@ def test_a_pixel_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as err:
         MediaLoader().image(str(path))
     assert err.value.reason == "too_many_pixels"
+
+
+@needs_ffmpeg
+def test_the_reader_turns_every_hostile_file_into_a_named_failure(tmp_path: Path) -> None:
+    from media.reader import MediaEvidenceReader
+    from resolution.model import ContentItem
+    from tests.hostile_events import hostile_media_files
+
+    reader = MediaEvidenceReader(MediaLimits(timeout_s=10.0))
+    cases = hostile_media_files(tmp_path / "media")
+    items = [
+        ContentItem(
+            event_id=f"e{n}",
+            content_id=f"c{n}",
+            source="fuzz",
+            kind="recording",
+            title="t",
+            artists=("a",),
+            audio_ref=ref if modality == "audio" else None,
+            image_ref=ref if modality == "image" else None,
+        )
+        for n, (ref, modality, _reasons) in enumerate(cases)
+    ]
+    import asyncio
+
+    evidence = asyncio.run(reader.read(items))
+    for (ref, modality, reasons), found in zip(cases, evidence, strict=True):
+        assert [(m, r) for m, r, _ in found.failures if r in reasons] == [(modality, found.failures[0][1])], (
+            ref,
+            found,
+        )
+        assert found.failure_signals() == {f"{modality}_unavailable": 1.0}

@@ -9,7 +9,8 @@ from settings import Settings
 
 
 def test_triton_loads_the_workers_models_unless_told_otherwise() -> None:
-    assert Settings.from_env({}).stack.triton_models == "text_encoder_bf16,matcher"
+    # "auto": the text model chosen by measurement (content_resolver/encoder_choice.py).
+    assert Settings.from_env({}).stack.triton_models == "auto,matcher"
     chosen = Settings.from_env({"RESOLVER_WORKER_TEXT_MODEL": "text_encoder_int8"})
     assert chosen.stack.triton_models == "text_encoder_int8,matcher"
     flags = LocalStack(chosen.stack)._triton_model_flags()

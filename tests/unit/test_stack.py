@@ -37,3 +37,15 @@ def test_a_service_still_starting_is_not_started_twice_and_a_timeout_stops_it(
     said = capsys.readouterr().out
     assert "still starting" in said and "starting on" not in said
     assert not _pid_alive(first), "a service that never became ready is stopped, not left behind"
+
+
+def test_jaeger_serves_the_fetched_ui_and_says_when_there_is_none(tmp_path: Path) -> None:
+    stack = LocalStack(replace(StackSettings(), state_dir=tmp_path / "state", cache_dir=tmp_path / "cache"))
+    jaeger = next(s for s in stack.services if s.name == "jaeger")
+    assert jaeger.env()["JAEGER_UI_ASSETS"] == "", "no UI fetched: Jaeger's placeholder"
+    ui = stack._jaeger_ui_dir()
+    ui.mkdir(parents=True)
+    (ui / "index.html").write_text("<html></html>")
+    assert jaeger.env()["JAEGER_UI_ASSETS"] == str(ui)
+    stack._jaeger_ui()  # already there: cargo is not run
+    assert "assets_path" in (Path(__file__).resolve().parents[2] / "deploy" / "jaeger" / "config.yaml").read_text()

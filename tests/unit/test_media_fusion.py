@@ -1,0 +1,146 @@
+"""Media evidence in the resolution core: the audio fusion rule, the audio candidate path, and the
+batch resolver with a stand-in media reader (pure logic; the reader over real files is exercised
+by tests/integration/test_fuzz.py and the generated set by tests/integration/test_media_set.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from resolution.candidates import CandidateFinder, InMemoryVectorIndex
+from resolution.entities import EntityStore
+from resolution.matcher import RuleScorer
+from resolution.media_evidence import (
+    CHROMA_STEPS,
+    NO_MEDIA,
+    SAME_RECORDING_SCORE,
+    SAME_WORK_CHROMA,
+    MediaEvidence,
+    MediaMemory,
+    media_signals,
+    with_media_evidence,
+)
+from resolution.model import Action, ContentItem
+from resolution.policy import DecisionPolicy, Thresholds
+from resolution.resolver import BatchResolver
+from tests.unit.text_fakes import BOW_DIM, BagOfWordsEncoder
+
+TEXT_SAYS_SAME = {"same": 0.9, "version_of": 0.05, "video_of": 0.02, "none": 0.03}
+
+
+def _fp(seed: int, n: int = 200) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+
+
+def _chroma(seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).random(CHROMA_STEPS * 12).astype(np.float32)
+    return x / np.linalg.norm(x)
+
+
+def test_without_both_fingerprints_the_scorer_stands() -> None:
+    assert with_media_evidence(TEXT_SAYS_SAME, media_signals(MediaEvidence(fingerprint=_fp(1)), NO_MEDIA)) == (
+        TEXT_SAYS_SAME
+    )
+    assert with_media_evidence(TEXT_SAYS_SAME, media_signals(NO_MEDIA, None)) == TEXT_SAYS_SAME
+
+
+def test_same_audio_is_the_same_recording_or_a_video_of_it() -> None:
+    none_by_text = {"same": 0.05, "version_of": 0.05, "video_of": 0.1, "none": 0.8}
+    signals = {"audio_compared": 1.0, "audio_fingerprint": SAME_RECORDING_SCORE + 0.1}
+    fused = with_media_evidence(none_by_text, signals)
+    assert max(fused, key=fused.__getitem__) == "same"
+    video = with_media_evidence(none_by_text, {**signals, "one_is_video": 1.0})
+    assert max(video, key=video.__getitem__) == "video_of"
+    assert sum(video.values()) == pytest.approx(1.0)
+
+
+def test_other_audio_under_the_same_title_is_a_version_or_nothing() -> None:
+    signals = {"audio_compared": 1.0, "audio_fingerprint": 0.1, "audio_chroma": SAME_WORK_CHROMA + 0.1}
+    live = with_media_evidence(TEXT_SAYS_SAME, signals)
+    assert max(live, key=live.__getitem__) == "version_of"
+    assert sum(live.values()) == pytest.approx(1.0)
+    other_work = with_media_evidence(TEXT_SAYS_SAME, {**signals, "audio_chroma": 0.2})
+    assert max(other_work, key=other_work.__getitem__) == "none"
+
+
+def test_memory_finds_items_by_sound_and_stays_bounded() -> None:
+    memory = MediaMemory(capacity=2)
+    vector = np.zeros(4, dtype=np.float32)
+    base = _fp(7)
+    noisy = base.copy()
+    noisy[::3] ^= np.uint32(0x1)  # low bits flipped: the look-up keys survive
+    memory.add("a", MediaEvidence(fingerprint=base), {"title_core": "a"}, vector)
+    memory.add("b", MediaEvidence(fingerprint=_fp(8)), {"title_core": "b"}, vector)
+    assert [cid for cid, _, _ in memory.similar(MediaEvidence(fingerprint=noisy), 1, "q")] == ["a"]
+    memory.add("c", MediaEvidence(fingerprint=_fp(9)), {"title_core": "c"}, vector)
+    assert len(memory) == 2
+    assert memory.get("a") is None
+    assert memory.similar(MediaEvidence(fingerprint=noisy), 1, "q") == []
+    memory.add("nothing", NO_MEDIA, {}, vector)
+    assert memory.get("nothing") is None
+
+
+class StandInReader:
+    """Evidence by content id, as a real reader would give it (and a failure for one)."""
+
+    def __init__(self, evidence: dict[str, MediaEvidence]) -> None:
+        self.evidence = evidence
+
+    async def read(self, items: list[ContentItem]) -> list[MediaEvidence]:
+        return [self.evidence.get(i.content_id, NO_MEDIA) for i in items]
+
+
+def _item(cid: str, title: str, kind: str = "recording", audio: str | None = "x.wav") -> ContentItem:
+    return ContentItem(
+        event_id=f"ev-{cid}", content_id=cid, source="s", kind=kind, title=title, artists=("Ensemble",),
+        duration_ms=200_000, audio_ref=audio,
+    )  # fmt: skip
+
+
+def _resolver(reader: Any) -> BatchResolver:
+    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 10.0, BOW_DIM)
+    return BatchResolver(
+        BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), EntityStore({}), media=reader
+    )
+
+
+def test_the_resolver_tells_a_live_take_from_the_studio_one_and_finds_an_official_video() -> None:
+    studio, live = _fp(1), _fp(2)
+    chroma = _chroma(3)
+    reader = StandInReader(
+        {
+            "studio": MediaEvidence(fingerprint=studio, chroma=chroma),
+            "dup": MediaEvidence(fingerprint=studio[10:], chroma=chroma),
+            "live": MediaEvidence(fingerprint=live, chroma=chroma),
+            "video": MediaEvidence(fingerprint=studio, chroma=chroma),
+            "broken": MediaEvidence(failures=(("audio", "corrupt", "no recognisable container or stream"),)),
+        }
+    )
+    resolver = _resolver(reader)
+    first = asyncio.run(resolver.resolve([_item("studio", "Chorale"), _item("dup", "Chorale")]))
+    assert [d.action for d in first.decisions] == [Action.NEW, Action.MERGE]
+    later = asyncio.run(
+        resolver.resolve(
+            [_item("live", "Chorale"), _item("video", "Official Video", kind="music_video"), _item("broken", "Chorale")]
+        )
+    )
+    by_id = {d.content_id: d for d in later.decisions}
+    assert by_id["live"].action is Action.LINK and by_id["live"].relation.value == "version_of"
+    assert by_id["video"].action is Action.LINK and by_id["video"].relation.value == "video_of"
+    assert by_id["video"].related_entity_id == first.decisions[0].entity_id
+    # Resolved on its text (the same title as the studio take), the failure named in the evidence.
+    assert by_id["broken"].action is Action.MERGE
+    assert "audio unavailable: corrupt" in by_id["broken"].reason
+    assert by_id["broken"].signals["audio_unavailable"] == 1.0
+
+
+def test_without_a_reader_nothing_changes() -> None:
+    items = [_item("a", "Chorale"), _item("b", "Chorale")]
+    with_reader = asyncio.run(_resolver(StandInReader({})).resolve(items))
+    without = asyncio.run(_resolver(None).resolve(items))
+    assert [(d.action, d.confidence) for d in with_reader.decisions] == [
+        (d.action, d.confidence) for d in without.decisions
+    ]
