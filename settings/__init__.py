@@ -150,10 +150,11 @@ class WorkerSettings:
     # itself stalled (/health 503); after stall_restart_s it restarts itself in place (0: never).
     stall_after_s: float = 30.0
     stall_restart_s: float = 90.0
-    # Where the entity table lives: "rocksdb" (on disk under the state folder, changelogged to
-    # Kafka; a restart reads only the changelog's tail and memory stays flat as the catalogue
-    # grows) or "memory" (all of it in the process, the whole changelog replayed at every start).
-    table_store: str = "rocksdb"
+    # Where the entity table lives: "memory" (all of it in the process, the whole changelog
+    # replayed at every start) or "rocksdb" (on disk under the state folder, changelogged).
+    # "memory" is the default because the RocksDB store can answer a read of an entity record
+    # written under two partitions with the older copy (docs/scaling.md, "Known defect").
+    table_store: str = "memory"
     # RocksDB memory per partition: the block cache is a cap (Faust's default is 2 GiB).
     table_cache_mb: int = 64
     table_write_buffer_mb: int = 16
