@@ -49,21 +49,7 @@ class OnnxMiniLMEncoder:
         self.cache = EmbeddingCache(cache_size)
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
-        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
-        todo: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            cached = self.cache.get(text) if self.cache.capacity else None
-            if cached is not None:
-                out[i] = cached
-            else:
-                todo.setdefault(text, []).append(i)
-        if todo:
-            unique = list(todo)
-            vectors = self._forward(unique, batch_size or self._chunk_size)
-            for text, vector in zip(unique, vectors, strict=True):
-                out[todo[text]] = vector
-                self.cache.put(text, vector)
-        return out
+        return self.cache.encode(texts, lambda unique: self._forward(unique, batch_size or self._chunk_size))
 
     def _forward(self, texts: list[str], chunk: int) -> np.ndarray:
         out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,23 @@ class EmbeddingCache:
     def clear(self) -> None:
         self._vectors.clear()
 
+    def encode(self, texts: list[str], forward: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Vectors for ``texts``: cached ones from here, each distinct other text through ``forward`` once."""
+        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            cached = self.get(text) if self.capacity else None
+            if cached is not None:
+                out[i] = cached
+            else:
+                todo.setdefault(text, []).append(i)
+        if todo:
+            unique = list(todo)
+            for text, vector in zip(unique, forward(unique), strict=True):
+                out[todo[text]] = vector
+                self.put(text, vector)
+        return out
+
 
 class MiniLMEncoder:
     """Mean-pooled, L2-normalised sentence embeddings, as sentence-transformers computes them."""
@@ -108,21 +126,7 @@ class MiniLMEncoder:
         self.cache = EmbeddingCache(cache_size)
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
-        out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
-        todo: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            cached = self.cache.get(text) if self.cache.capacity else None
-            if cached is not None:
-                out[i] = cached
-            else:
-                todo.setdefault(text, []).append(i)
-        if todo:
-            unique = list(todo)
-            vectors = self._forward(unique, batch_size or self._chunk_size)
-            for text, vector in zip(unique, vectors, strict=True):
-                out[todo[text]] = vector
-                self.cache.put(text, vector)
-        return out
+        return self.cache.encode(texts, lambda unique: self._forward(unique, batch_size or self._chunk_size))
 
     def _forward(self, texts: list[str], chunk: int) -> np.ndarray:
         torch = self._torch
