@@ -39,7 +39,7 @@ MILVUS_AUTH_ERROR_CODE = 1800
 class StackError(RuntimeError):
     def __init__(self, service: str, message: str, log: Path | None = None) -> None:
         where = f" (log: {log})" if log else ""
-        super().__init__(f"{service}: {message}{where}")
+        super().__init__(f"{service}: {message}{where}{_log_tail(log)}")
         self.service = service
         self.log = log
 
@@ -667,6 +667,17 @@ class LocalStack:
             env=env,
             ready=lambda: http_ok(f"http://127.0.0.1:{self.s.triton_http_port}/v2/health/ready"),
         )
+
+
+def _log_tail(log: Path | None, lines: int = 20) -> str:
+    """The service's last words, so that an error read far away (CI) says why without the file."""
+    if log is None or not log.is_file():
+        return ""
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n  | {line[:300]}" for line in tail) if tail else ""
 
 
 def _milvus_login(uri: str, token: str) -> str:

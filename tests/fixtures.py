@@ -32,6 +32,11 @@ def stack(base_settings: Settings) -> Iterator[Settings]:
 
     local = local_stack(base_settings)
     before = {name: line.startswith("up") for name, line in local.status().items()}
+    # A Milvus Lite killed with its data folder (a session that ended, a crashed run) can spend
+    # minutes or forever recovering stale etcd sessions; tests make their own collections, so a
+    # Milvus this session starts itself starts from an empty folder (a running one is left alone).
+    if local.discard_milvus_data():
+        print("[stack] milvus: stopped, starting from an empty data folder for the tests")
     local.up()
     ensure_topics(base_settings.kafka)
     yield base_settings
