@@ -617,7 +617,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(format_media_step(figures))
         if args.json:
             write_json(Path(args.json), figures)
-        return 0 if figures["decisions_differing"] == 0 and figures["assignments_differing"] == 0 else 1
+        print(json.dumps(figures["first_difference"], indent=2)) if figures["first_difference"] else None
+        same = figures["decisions_differing_from_control"]
+        return 0 if same["on"] <= same["off"] else 1
     if args.media:
         from benchmarks.media_encoders import run_media_bench
 
