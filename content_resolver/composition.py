@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -278,10 +280,13 @@ def build_worker(settings: Settings) -> Worker:
     policy = DecisionPolicy(thresholds)
     policies.append(policy)
 
+    # A pod's host name in a cluster; the pid tells apart workers that share one host (tests).
+    worker_id = f"{socket.gethostname()}/{os.getpid()}"
+
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
         resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store)
         return EventBatchHandler(
-            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
+            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift, worker_id
         )
 
     warmed: list[bool] = []
