@@ -30,7 +30,7 @@ from streams.handler import WORKER_HEADER, EventBatchHandler, EventScope, Inboun
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
 from streams.recovery import DecisionLogCatchUp, marker_key
-from streams.state import StagedTable
+from streams.state import StagedTable, value_of, version_of
 from streams.status import WorkerStatus
 from streams.topics import Schemas
 from streams.validation import EventLimits, EventValidator
@@ -170,7 +170,7 @@ def test_decisions_are_acknowledged_before_any_state_is_written() -> None:
     w.process([content_message(item(1), 0, 0), content_message(item(2, "Other Song"), 1, 0)])
     assert order == ["send, 0 table writes so far"]
     assert {d["event_id"] for d in w.sent(TOPICS.decisions)} == {"e1", "e2"}
-    assert w.table[marker_key(0)] == 1 and w.table[marker_key(1)] == 2, "decisions offset reached, per partition"
+    assert w.staged[marker_key(0)] == 1 and w.staged[marker_key(1)] == 2, "decisions offset reached, per partition"
     assert w.staged.pending == 0 and w.status.batches == 1
     assert w.catch_up.partitions == [0, 1], "each partition caught up before deciding"
     # Every state key is written under its source partition's scope.
@@ -299,8 +299,10 @@ def test_staged_table_reads_its_writes_and_applies_them_only_on_flush() -> None:
     with pytest.raises(KeyError):
         staged["gone"]
     staged.flush(scope_of(table))
-    assert table == {"kept": 1, "new": "n"}
-    assert table.writes[-1] == ("new", 3), "written under its origin's scope"
+    assert {k: value_of(v) for k, v in table.items() if value_of(v) is not None} == {"kept": 1, "new": "n"}
+    assert value_of(table["gone"]) is None and version_of(table["gone"]) > 0, "a deletion is a versioned tombstone"
+    assert sorted(staged) == ["kept", "new"] and staged.get("gone") is None
+    assert set(table.writes[-2:]) == {("new", 3), ("gone", 3)}, "written under its origin's scope"
     with staged.writing_for(0):
         staged["dropped"] = 1
     staged.discard()
