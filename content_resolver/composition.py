@@ -208,9 +208,13 @@ def build_batch_resolver(
 
 
 def build_milvus_index(
-    settings: Settings, collection: str | None = None, on_retry: Callable[[str], None] | None = None
+    settings: Settings,
+    collection: str | None = None,
+    on_retry: Callable[[str], None] | None = None,
+    consistency: str = "Bounded",
 ) -> MilvusVectorIndex:
-    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the name."""
+    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the
+    name; reconciliation reads with ``Strong`` consistency (every worker's writes visible)."""
     w = settings.worker
     return MilvusVectorIndex(
         w.milvus_uri,
@@ -220,6 +224,7 @@ def build_milvus_index(
         retry_max_s=w.retry_max_s,
         on_retry=on_retry,
         hnsw_ef=w.milvus_hnsw_ef,
+        consistency=consistency,
     )
 
 
