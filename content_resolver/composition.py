@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -208,9 +210,13 @@ def build_batch_resolver(
 
 
 def build_milvus_index(
-    settings: Settings, collection: str | None = None, on_retry: Callable[[str], None] | None = None
+    settings: Settings,
+    collection: str | None = None,
+    on_retry: Callable[[str], None] | None = None,
+    consistency: str = "Bounded",
 ) -> MilvusVectorIndex:
-    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the name."""
+    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the
+    name; reconciliation reads with ``Strong`` consistency (every worker's writes visible)."""
     w = settings.worker
     return MilvusVectorIndex(
         w.milvus_uri,
@@ -220,6 +226,7 @@ def build_milvus_index(
         retry_max_s=w.retry_max_s,
         on_retry=on_retry,
         hnsw_ef=w.milvus_hnsw_ef,
+        consistency=consistency,
     )
 
 
@@ -315,13 +322,15 @@ def build_worker(settings: Settings) -> Worker:
     policy = DecisionPolicy(thresholds)
     policies.append(policy)
 
+    # A pod's host name in a cluster; the pid tells apart workers that share one host (tests).
+    worker_id = f"{socket.gethostname()}/{os.getpid()}"
     # One reader (its bounds and thread slots) for every partition's resolver.
     media = build_media_reader(settings)
 
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
         resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store, media)
         return EventBatchHandler(
-            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
+            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift, worker_id
         )
 
     warmed: list[bool] = []

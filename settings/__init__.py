@@ -165,9 +165,9 @@ class WorkerSettings:
     stall_restart_s: float = 90.0
     # Where the entity table lives: "memory" (all of it in the process, the whole changelog
     # replayed at every start) or "rocksdb" (on disk under the state folder, changelogged).
-    # "memory" is the default because the RocksDB store can answer a read of an entity record
-    # written under two partitions with the older copy (docs/scaling.md, "Known defect").
-    table_store: str = "memory"
+    # Either way a key written under two partitions reads as its newest copy (docs/scaling.md,
+    # "State on disk"); "rocksdb" keeps worker memory flat as the catalogue grows.
+    table_store: str = "rocksdb"
     # RocksDB memory per partition: the block cache is a cap (Faust's default is 2 GiB).
     table_cache_mb: int = 64
     table_write_buffer_mb: int = 16
