@@ -23,10 +23,12 @@ Asserted, from the decisions topic (every worker's output, combined) and the dea
   reconciliation MERGEs applied; take every true recording whose items ended in two or more live
   entities. No two of those entities may have been created (decided NEW) in different
   partitions while a content-event decision of an item in one of them scored an item now in the
-  other at p(same) >= the matcher's merge threshold: that pair is the evidence reconciliation
-  joins on, so such a split is an entity reconciliation should have joined and did not. Splits
-  without that evidence (both items NEW and never a candidate of each other at the threshold)
-  are what reconciliation cannot see; they are counted and printed, for both runs, not asserted;
+  other at p(same) >= the matcher's merge threshold: that pair is the evidence the workers
+  recorded and reconciliation joins on, so such a split is an entity reconciliation should have
+  joined and did not. Splits without that evidence (never a candidate of each other at the
+  threshold: mostly two workers deciding the two items in overlapping batches) are left to
+  reconciliation's second scoring of raced NEW items; they are counted and printed for both
+  runs, and their cost is in the F1 bound, not asserted one by one;
 - pairwise F1 of the many-worker clustering after reconciliation within 0.005 of the one
   worker's.
 
