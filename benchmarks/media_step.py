@@ -8,7 +8,10 @@ step (the baseline) and with it, in alternating order, and reports
 
 - decisions that differ from a first run without the step (action, relation, entity, linked
   entity, confidence, reason, signals; and the clustering left in the store), for the runs without
-  it (the resolver's own run-to-run differences) and with it: expected equal;
+  it (the resolver's own run-to-run differences) and with it: expected equal. The recent-writes
+  overlay is a wall-clock window (``RESOLVER_WORKER_RECENT_WINDOW_S``): with it, a slower or faster
+  run sees other recent candidates and a few decisions differ between any two runs; at 0 the
+  offline resolver is deterministic and every difference would be the step's;
 - events per second of each, and their ratio, per round and as the median.
 """
 
@@ -61,6 +64,7 @@ def run_media_step_check(
     _, control_d, control_c = asyncio.run(_stream(without_media, order))
     per_round = []
     differing = {"off": 0, "on": 0}
+    outcomes = {"off": 0, "on": 0}  # action, relation, entity or linked entity (not only a score)
     assignments = {"off": 0, "on": 0}
     sample: dict[str, Any] = {}
     for n in range(rounds):
@@ -69,6 +73,8 @@ def run_media_step_check(
         for name, (_, decided, assigned) in runs.items():
             diff = _differences(control_d, decided)
             differing[name] = max(differing[name], len(diff))
+            changed = [k for k in diff if (control_d.get(k) or ())[:4] != (decided.get(k) or ())[:4]]
+            outcomes[name] = max(outcomes[name], len(changed))
             assignments[name] = max(assignments[name], len(_differences(control_c, assigned)))
             if diff and name not in sample:
                 sample[name] = {"content_id": diff[0], "control": control_d.get(diff[0]), "run": decided.get(diff[0])}
@@ -85,6 +91,7 @@ def run_media_step_check(
         "median_on_events_per_s": statistics.median(r["on_events_per_s"] for r in per_round),
         "median_ratio_on_to_off": statistics.median(r["ratio"] for r in per_round),
         "decisions_differing_from_control": differing,
+        "outcomes_differing_from_control": outcomes,
         "assignments_differing_from_control": assignments,
         "first_difference": {k: repr(v) for k, v in sample.items()},
         "cpu_flags": cpu_flags(),
@@ -100,6 +107,8 @@ def format_media_step(r: dict[str, Any]) -> str:
         f"off / on per round: {rounds}; median ratio on:off {r['median_ratio_on_to_off']:.3f}; "
         f"decisions differing from a run without it: without {r['decisions_differing_from_control']['off']}, "
         f"with {r['decisions_differing_from_control']['on']}; assignments differing: without "
-        f"{r['assignments_differing_from_control']['off']}, with {r['assignments_differing_from_control']['on']}\n"
+        f"{r['assignments_differing_from_control']['off']}, with {r['assignments_differing_from_control']['on']}; "
+        f"decisions with another action, relation or entity: without {r['outcomes_differing_from_control']['off']}, "
+        f"with {r['outcomes_differing_from_control']['on']}\n"
         f"CPU flags: {r['cpu_flags']} ({r['cpus']} cores), load average {r['load_average_1m']:.2f}"
     )

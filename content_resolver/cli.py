@@ -629,9 +629,11 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(format_media_step(figures))
         if args.json:
             write_json(Path(args.json), figures)
-        print(json.dumps(figures["first_difference"], indent=2)) if figures["first_difference"] else None
-        same = figures["decisions_differing_from_control"]
-        return 0 if same["on"] <= same["off"] else 1
+        outcomes, assignments = (
+            figures["outcomes_differing_from_control"],
+            figures["assignments_differing_from_control"],
+        )
+        return 0 if outcomes["on"] <= outcomes["off"] and assignments["on"] <= assignments["off"] else 1
     if args.media:
         from benchmarks.media_encoders import run_media_bench
 
