@@ -43,7 +43,7 @@ class StackSettings:
     # Models Triton loads at start (comma-separated); "*" loads the whole repository. Each text
     # model is a python-backend process, so by default only the worker's text model and matcher
     # load (see Settings.from_env); AUTO_TEXT_MODEL stands for the text model chosen by measurement.
-    triton_models: str = "auto,matcher"
+    triton_models: str = "auto,matcher,cross_encoder"
     torch_threads: int = 1
     milvus_port: int = 19530
     # The embedded etcd's client and peer ports (loopback): other values let a second Milvus
@@ -130,6 +130,12 @@ class WorkerSettings:
     matcher_model: str = "matcher"
     # How often the worker asks Triton which matcher version serves (promotions, rollbacks).
     matcher_refresh_s: float = 2.0
+    # The Triton cross-encoder (inference/cross_encoder.py), asked only about the recording pairs
+    # whose matcher p(same) is in [band_low, band_high] (its p(same) replaces the matcher's there);
+    # an empty name, or a repository folder without a trained version, turns it off.
+    cross_encoder_model: str = "cross_encoder"
+    cross_encoder_band_low: float = 0.05
+    cross_encoder_band_high: float = 0.95
     # A shadow worker: resolves the same stream with this matcher version (loaded beside the
     # serving one by `resolver shadow`), in its own consumer group, state, Milvus collection and
     # topics (content_resolver.composition.as_shadow); 0: an ordinary worker.
@@ -200,7 +206,8 @@ class Settings:
         if "TRITON_URL" in env:
             env.setdefault("RESOLVER_WORKER_TRITON_URL", env["TRITON_URL"])
         worker = _section(WorkerSettings, "RESOLVER_WORKER_", env)
-        env.setdefault("RESOLVER_STACK_TRITON_MODELS", f"{worker.text_model or AUTO_TEXT_MODEL},{worker.matcher_model}")
+        served = [worker.text_model or AUTO_TEXT_MODEL, worker.matcher_model, worker.cross_encoder_model]
+        env.setdefault("RESOLVER_STACK_TRITON_MODELS", ",".join(m for m in served if m))
         return cls(
             stack=_section(StackSettings, "RESOLVER_STACK_", env),
             kafka=_section(KafkaSettings, "RESOLVER_KAFKA_", env),
