@@ -166,8 +166,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
     fast, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
-    # The worker's cross-encoder on the matcher's uncertain band, in-process (or the version
-    # --cross-encoder names; --no-cross-encoder: the matcher alone).
+    # The worker's cross-encoder (when its setting turns it on) on the matcher's uncertain band,
+    # in-process (or the version --cross-encoder names; --no-cross-encoder: the matcher alone).
     scorer = (
         fast
         if args.no_cross_encoder
@@ -701,7 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat", type=int, default=1, help="with --through-stack: stream the same order N times, count differences"
     )
     xenc = s.add_mutually_exclusive_group()
-    xenc.add_argument("--cross-encoder", help="a cross-encoder version folder (default: the served one, if trained)")
+    xenc.add_argument(
+        "--cross-encoder",
+        help="refine with this cross-encoder version (default: as the worker, RESOLVER_WORKER_CROSS_ENCODER_MODEL)",
+    )
     xenc.add_argument("--no-cross-encoder", action="store_true", help="the matcher alone, no cross-encoder")
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")

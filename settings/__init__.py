@@ -43,7 +43,7 @@ class StackSettings:
     # Models Triton loads at start (comma-separated); "*" loads the whole repository. Each text
     # model is a python-backend process, so by default only the worker's text model and matcher
     # load (see Settings.from_env); AUTO_TEXT_MODEL stands for the text model chosen by measurement.
-    triton_models: str = "auto,matcher,cross_encoder"
+    triton_models: str = "auto,matcher"
     torch_threads: int = 1
     milvus_port: int = 19530
     # The embedded etcd's client and peer ports (loopback): other values let a second Milvus
@@ -132,8 +132,9 @@ class WorkerSettings:
     matcher_refresh_s: float = 2.0
     # The Triton cross-encoder (inference/cross_encoder.py), asked only about the recording pairs
     # whose matcher p(same) is in [band_low, band_high] (its p(same) replaces the matcher's there);
-    # an empty name, or a repository folder without a trained version, turns it off.
-    cross_encoder_model: str = "cross_encoder"
+    # "cross_encoder" turns it on. Off by default: the shipped version does not beat the matcher
+    # alone on leak-free itunes-amazon valid pairs (docs/quality.md: dirty +0.02, structured -0.03).
+    cross_encoder_model: str = ""
     cross_encoder_band_low: float = 0.05
     cross_encoder_band_high: float = 0.95
     # A shadow worker: resolves the same stream with this matcher version (loaded beside the

@@ -21,8 +21,6 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 # The worker reads the matcher's trained thresholds (matcher.json) next to the model it calls in Triton.
 COPY triton_models/matcher /app/triton_models/matcher
-# ... and the cross-encoder's version and decision threshold (cross_encoder.json).
-COPY triton_models/cross_encoder /app/triton_models/cross_encoder
 ENV RESOLVER_STACK_TRITON_MODEL_REPOSITORY=/app/triton_models \
     RESOLVER_STACK_STATE_DIR=/var/lib/resolver \
     PYTHONUNBUFFERED=1

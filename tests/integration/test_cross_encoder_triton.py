@@ -69,12 +69,21 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def own_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    base = Settings.from_env()
+    # The worker runs without the cross-encoder by default (docs/quality.md); this checks it on.
+    # The band is widened to every probability, so that each test pair (the matcher is sure of
+    # them all) goes through the cross-encoder.
+    on = {
+        **os.environ,
+        "RESOLVER_WORKER_CROSS_ENCODER_MODEL": "cross_encoder",
+        "RESOLVER_WORKER_CROSS_ENCODER_BAND_LOW": "0",
+        "RESOLVER_WORKER_CROSS_ENCODER_BAND_HIGH": "1",
+    }
+    base = Settings.from_env(on)
     if cross_encoder_repository(base).serving_dir() is None:
         pytest.skip("no trained cross-encoder in triton_models/cross_encoder (README: resolver train-cross-encoder)")
     ports = {"HTTP": free_port(), "GRPC": free_port(), "METRICS": free_port()}
     env = {
-        **os.environ,
+        **on,
         "RESOLVER_STACK_TRITON_MODELS": f"{base.worker.matcher_model},{base.worker.cross_encoder_model}",
         "RESOLVER_STACK_STATE_DIR": str(tmp_path_factory.mktemp("triton-state")),
         **{f"RESOLVER_STACK_TRITON_{k}_PORT": str(v) for k, v in ports.items()},
@@ -150,8 +159,10 @@ def test_the_workers_scorer_refines_the_band_through_triton_as_evaluate_does(own
             await worker_scorer.refiner.close()
 
     deployed = asyncio.run(score())
+    matcher_alone = LocalPairScorer(MatcherModel.load(matcher)).score_now(PAIRS)
     local = asyncio.run(offline.score(PAIRS))
-    assert worker_scorer.refined_pairs == offline.refined_pairs
+    assert worker_scorer.refined_pairs == offline.refined_pairs == len(PAIRS)
+    assert any(d.probabilities["same"] != f.probabilities["same"] for d, f in zip(deployed, matcher_alone, strict=True))
     for d, o in zip(deployed, local, strict=True):
         assert d.probabilities.keys() == o.probabilities.keys()
         for relation in d.probabilities:

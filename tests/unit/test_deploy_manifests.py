@@ -130,7 +130,7 @@ def test_triton_runs_on_gpu_nodes_and_serves_the_workers_models() -> None:
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
     config = Settings.from_env(worker_config())
     loaded = {a.split("=", 1)[1] for a in container["args"] if a.startswith("--load-model=")}
-    assert {config.worker.text_model, config.worker.matcher_model, config.worker.cross_encoder_model} <= loaded
+    assert {config.worker.text_model, config.worker.matcher_model} <= loaded
     for model in loaded:
         assert (REPO_ROOT / "triton_models" / model / "config.pbtxt").exists(), model
 
