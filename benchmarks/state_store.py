@@ -1,7 +1,7 @@
 """State on disk against state in memory: a worker (re)started with N events of entity state.
 
 Resolving N events here runs at ~60 events/s, so the state is written straight into the entity
-table's changelog instead: the records Faust itself writes (JSON key, JSON value, changelog
+table's changelog instead: the records Faust itself writes (JSON key, JSON versioned value, changelog
 partition = content partition), produced by the real ``EntityStore`` applying synthetic
 decisions (a NEW or a MERGE, ten scored candidates each, as the worker decides them). Then a real
 ``resolver worker`` is started on that namespace for each store, and one probe event is produced
@@ -37,6 +37,7 @@ from deploy.worker import WORKER_COMMAND, WorkerProcess, isolated_namespace
 from resolution.entities import EntityStore
 from resolution.model import Action, Candidate, ContentItem, Decision, Relation, ScoredCandidate
 from settings import Settings
+from streams.state import VersionClock, versioned
 
 CHANGELOG_SUFFIX = "-entity-state-changelog"
 
@@ -75,12 +76,13 @@ class ChangelogWriter(RecentKeys):
         self._producer = producer
         self._topic = topic
         self._partition = partition
+        self._clock = VersionClock()  # stored as the worker stores it (streams/state.py)
         self.records = 0
         self.bytes = 0
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
-        k, v = json.dumps(key).encode(), json.dumps(value).encode()
+        k, v = json.dumps(key).encode(), json.dumps(versioned(value, self._clock.next())).encode()
         while True:
             try:
                 self._producer.produce(self._topic, key=k, value=v, partition=self._partition)

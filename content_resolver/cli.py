@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from settings import REPO_ROOT, Settings
 
@@ -181,7 +182,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     )
     encoder = build_offline_encoder(settings, REPO_ROOT / ".cache", args.text_model)
     kinds = ["exact", "milvus"] if args.index == "both" else [args.index]
-    offlines = [build_offline_resolver(settings, encoder, scorer, thresholds, kind) for kind in kinds]
+    if args.ablation:
+        return _media_ablation(args, settings, encoder, scorer, thresholds, kinds[0])
+    modalities = MEDIA_CHOICES[args.media]
+    offlines = [build_offline_resolver(settings, encoder, scorer, thresholds, kind, modalities) for kind in kinds]
     results = evaluate_command(
         Path(args.dataset),
         args.split,
@@ -210,6 +214,43 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if args.report:
         write_report(Path(args.report), results)
+    return 0
+
+
+# ``resolver evaluate --media``: which of an event's media references the resolver reads.
+MEDIA_CHOICES: dict[str, frozenset[str]] = {
+    "text": frozenset(),
+    "text+audio": frozenset({"audio"}),
+    "text+image": frozenset({"image"}),
+    "all": frozenset({"audio", "image"}),
+}
+
+
+def _media_ablation(
+    args: argparse.Namespace, settings: Settings, encoder: Any, scorer: Any, thresholds: Any, kind: str
+) -> int:
+    """The same dataset resolved by the worker's resolver on text only, text + audio, text + image
+    and all evidence (the same orders each time); one line per row, and the table as JSON."""
+    from content_resolver.composition import build_offline_resolver
+    from evaluation.evaluate import evaluate_command
+
+    if not settings.worker.media_evidence:
+        print("[evaluate] --ablation needs the media step (RESOLVER_WORKER_MEDIA_EVIDENCE is off)", file=sys.stderr)
+        return 1
+    rows: dict[str, dict[str, Any]] = {}
+    for name, modalities in MEDIA_CHOICES.items():
+        offline = build_offline_resolver(settings, encoder, scorer, thresholds, kind, modalities)
+        (result,) = evaluate_command(Path(args.dataset), args.split, [offline], args.shuffles, args.stream)
+        m = result.metrics
+        rows[name] = {k: m[k] for k in ("pairwise", "bcubed", "work_pairwise", "events_per_s", "resolver") if k in m}
+        pw, work = m["pairwise"], m.get("work_pairwise", {})
+        print(
+            f"{name:11s} pairwise P {pw['precision']:.4f} R {pw['recall']:.4f} F1 {pw['f1']:.4f}; "
+            f"b-cubed F1 {m['bcubed']['f1']:.4f}; work P {work.get('precision', float('nan')):.4f} "
+            f"R {work.get('recall', float('nan')):.4f} F1 {work.get('f1', float('nan')):.4f}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
@@ -507,24 +548,36 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
     import time
 
-    from content_resolver.composition import build_scorer
-    from streams.reconciliation import CrossPartitionReconciler, publish_merges, read_decisions
+    from content_resolver.composition import build_milvus_index, build_scorer
+    from streams.reconciliation import RACE_WINDOW_S, CrossPartitionReconciler, reconcile_once
 
-    _scorer, thresholds = build_scorer(settings)
+    scorer, thresholds = build_scorer(settings)
     reconciler = CrossPartitionReconciler(thresholds.merge)
-    while True:
-        plan = reconciler.plan(read_decisions(settings.kafka))
-        published = publish_merges(settings.kafka, plan)
-        print(
-            f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
-            f"{plan.cross_partition_pairs} cross-partition duplicate pairs, {published} MERGE decisions published",
-            flush=True,
-        )
-        if not args.every:
-            return 0
-        time.sleep(args.every)
+    # Strong: the rows every worker wrote are visible to the raced items' second search.
+    index = build_milvus_index(settings, consistency="Strong")
+
+    async def passes() -> int:
+        since_ms = 0
+        while True:
+            started_ms = int(time.time() * 1000)
+            result = await reconcile_once(settings.kafka, reconciler, index, scorer, since_ms)
+            plan = result.plan
+            print(
+                f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
+                f"{plan.cross_partition_pairs} cross-partition duplicate pairs ({result.rescored} raced pairs "
+                f"scored again), {result.published} MERGE decisions published",
+                flush=True,
+            )
+            if not args.every:
+                return 0
+            # A NEW item of the last two windows may race one decided after this pass began.
+            since_ms = started_ms - int(2 * RACE_WINDOW_S * 1000)
+            await asyncio.sleep(args.every)
+
+    return asyncio.run(passes())
 
 
 def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
@@ -691,6 +744,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="exact",
         choices=["exact", "milvus", "both"],
         help="the exact in-memory index, a fresh Milvus collection with the worker's parameters, or both",
+    )
+    s.add_argument(
+        "--media",
+        default="all",
+        choices=sorted(MEDIA_CHOICES),
+        help="evidence read where records carry audio_ref / image_ref in extra (default all, as the worker)",
+    )
+    s.add_argument(
+        "--ablation", action="store_true", help="resolve on text, text+audio, text+image and all; one line each"
     )
     s.add_argument(
         "--through-stack",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,12 +28,15 @@ from inference.model_repository import ModelRepository
 from inference.onnx_export import ensure_onnx_models
 from inference.text_encoder import TEXT_DIM
 from inference.triton_client import TritonCrossEncoder, TritonPairScorer, TritonTextEncoder
+from media.loading import MediaLimits
+from media.reader import MediaEvidenceReader
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex, VectorIndex
 from resolution.corrections import CorrectionLimits, Corrector
 from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
 from resolution.matcher import BandRefinedScorer, PairRefiner, PairScorer, RuleScorer, UncertainBand
+from resolution.media_evidence import MediaMemory, MediaReader
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
 from settings import Settings
@@ -204,6 +209,27 @@ def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionL
     )
 
 
+ALL_MODALITIES = frozenset({"audio", "image"})
+
+
+def build_media_reader(settings: Settings, modalities: frozenset[str] = ALL_MODALITIES) -> MediaEvidenceReader | None:
+    """The media step (an event's ``audio_ref`` / ``image_ref`` read within the worker's bounds),
+    or None when it is turned off (``RESOLVER_WORKER_MEDIA_EVIDENCE=0``) or no modality is asked
+    for (evaluation's text-only row)."""
+    w = settings.worker
+    if not w.media_evidence or not modalities:
+        return None
+    limits = MediaLimits(
+        max_bytes=w.media_max_bytes,
+        max_duration_s=w.media_max_seconds,
+        audio_seconds=w.media_audio_seconds,
+        max_pixels=w.media_max_pixels,
+        timeout_s=w.media_timeout_s,
+        memory_bytes=w.media_memory_mb << 20,
+    )
+    return MediaEvidenceReader(limits, concurrency=w.media_concurrency, modalities=modalities)
+
+
 def build_batch_resolver(
     settings: Settings,
     encoder: TextEncoder,
@@ -211,9 +237,11 @@ def build_batch_resolver(
     scorer: PairScorer,
     policy: DecisionPolicy,
     store: EntityStore,
+    media: MediaReader | None = None,
 ) -> BatchResolver:
     """The resolver of one partition's state, as the worker runs it; ``resolver evaluate`` builds
-    its offline resolvers here too, so every setting the worker honours shapes evaluation."""
+    its offline resolvers here too, so every setting the worker honours shapes evaluation. The
+    media memory is the partition's own, like its entity store."""
     w = settings.worker
     finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
     corrector = Corrector(store, correction_limits(settings, policy.thresholds))
@@ -226,13 +254,20 @@ def build_batch_resolver(
         max_candidates=w.candidates_k,
         corrector=corrector,
         pipeline_chunk=w.pipeline_chunk,
+        media=media,
+        media_memory=MediaMemory(w.media_memory_items),
+        media_candidates=w.media_candidates,
     )
 
 
 def build_milvus_index(
-    settings: Settings, collection: str | None = None, on_retry: Callable[[str], None] | None = None
+    settings: Settings,
+    collection: str | None = None,
+    on_retry: Callable[[str], None] | None = None,
+    consistency: str = "Bounded",
 ) -> MilvusVectorIndex:
-    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the name."""
+    """The worker's Milvus index (its HNSW breadth, retry budget); ``collection`` overrides the
+    name; reconciliation reads with ``Strong`` consistency (every worker's writes visible)."""
     w = settings.worker
     return MilvusVectorIndex(
         w.milvus_uri,
@@ -242,6 +277,7 @@ def build_milvus_index(
         retry_max_s=w.retry_max_s,
         on_retry=on_retry,
         hnsw_ef=w.milvus_hnsw_ef,
+        consistency=consistency,
     )
 
 
@@ -262,21 +298,25 @@ def build_offline_resolver(
     scorer: PairScorer,
     thresholds: Thresholds,
     index_kind: str = "exact",
+    modalities: frozenset[str] = ALL_MODALITIES,
 ) -> OfflineResolver:
     """Resolvers for ``resolver evaluate``: the worker's, over an exact in-memory index or a fresh
-    Milvus collection with the worker's index parameters (dropped after each order)."""
+    Milvus collection with the worker's index parameters (dropped after each order), with the
+    worker's media step restricted to ``modalities`` (the ablation; empty: text only)."""
     w = settings.worker
     policy = DecisionPolicy(thresholds)
+    media = build_media_reader(settings, modalities)
 
     @asynccontextmanager
     async def fresh() -> AsyncIterator[tuple[BatchResolver, EntityStore]]:
         store = EntityStore({})
         if index_kind == "exact":
-            yield build_batch_resolver(settings, encoder, InMemoryVectorIndex(TEXT_DIM), scorer, policy, store), store
+            exact = InMemoryVectorIndex(TEXT_DIM)
+            yield build_batch_resolver(settings, encoder, exact, scorer, policy, store, media), store
             return
         index = build_milvus_index(settings, collection=f"eval_{uuid.uuid4().hex[:10]}")
         try:
-            yield build_batch_resolver(settings, encoder, index, scorer, policy, store), store
+            yield build_batch_resolver(settings, encoder, index, scorer, policy, store, media), store
         finally:
             await index.drop()
 
@@ -292,6 +332,7 @@ def build_offline_resolver(
         "title_cap": w.title_candidates_cap,
         "corrections": f"conflict<={limits.conflict_threshold} max_entities={limits.max_entities} "
         f"max_members={limits.max_members}",
+        "media": "+".join(sorted(modalities)) if media is not None else "off",
     }
     return OfflineResolver(encoder, scorer, thresholds, w.batch_size, w.candidates_k, fresh, description)
 
@@ -333,10 +374,15 @@ def build_worker(settings: Settings) -> Worker:
     # The cross-encoder's answers are mapped onto the merge threshold in force (promotions change it).
     scorer = with_cross_encoder(settings, fast, lambda: policy.thresholds.merge, on_retry=on_retry)
 
+    # A pod's host name in a cluster; the pid tells apart workers that share one host (tests).
+    worker_id = f"{socket.gethostname()}/{os.getpid()}"
+    # One reader (its bounds and thread slots) for every partition's resolver.
+    media = build_media_reader(settings)
+
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
-        resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store)
+        resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store, media)
         return EventBatchHandler(
-            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift
+            resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift, worker_id
         )
 
     warmed: list[bool] = []

@@ -1,11 +1,12 @@
 """What every text model of the Triton repository shares: string tensors in, one array out.
 
-A python-backend model folder's ``model.py`` subclasses ``StringBatchModel``, names its inputs
-and its output, builds its model in ``load`` and computes in ``compute``; decoding the UTF-8
-tensors of the requests that dynamic batching hands over together, computing them in one call
-and cutting the result back into one response per request happen here once. Triton's
-``triton_python_backend_utils`` exists only inside Triton: ``model.py`` imports it and hands it
-over as the class attribute ``pb_utils``, so this module imports (and is type-checked) anywhere.
+A python-backend model (``inference.triton_text_model.TritonTextEncoderModel``, the cross-encoder's
+``triton_models/cross_encoder/1/model.py``) subclasses ``StringBatchModel``, names its inputs and
+its output, builds its model in ``load`` and computes in ``compute``; decoding the UTF-8 tensors
+of the requests that dynamic batching hands over together, computing them in one call and
+cutting the result back into one response per request happen here once. Triton's
+``triton_python_backend_utils`` exists only inside Triton, so it is imported when a request
+comes, and this module imports (and is type-checked) anywhere.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ def backend_threads() -> int:
 class StringBatchModel:
     """Base of a ``TritonPythonModel`` over string inputs of shape [batch, 1]."""
 
-    pb_utils: ClassVar[Any] = None  # triton_python_backend_utils, set by model.py
     inputs: ClassVar[tuple[str, ...]] = ("TEXT",)
     output: ClassVar[str] = ""
 
@@ -51,7 +51,9 @@ class StringBatchModel:
         raise NotImplementedError
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        pb = self.pb_utils
+        # Only importable inside tritonserver's python backend.
+        import triton_python_backend_utils as pb  # type: ignore[import-not-found]
+
         columns: list[list[str]] = [[] for _ in self.inputs]
         sizes: list[int] = []
         for request in requests:

@@ -37,6 +37,10 @@ class MediaEvidenceReader:
         self._audio = "audio" in modalities
         self._image = "image" in modalities
 
+    @property
+    def limits(self) -> MediaLimits:
+        return self._loader.limits
+
     async def read(self, items: list[ContentItem]) -> list[MediaEvidence]:
         slots = asyncio.Semaphore(self._concurrency)
 

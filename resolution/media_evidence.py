@@ -176,16 +176,28 @@ def media_signals(a: MediaEvidence | None, b: MediaEvidence | None) -> dict[str,
 SAME_WORK_CHROMA = 0.70
 
 
+# Share of equal dHash bits from which a video's frame is a recording's cover. On the generated set
+# (seed 12, small) every video frame scores 0.91 or more against its recording's cover and at most
+# 0.77 against any other picture; two different covers reach 0.86, and a 12% crop of one cover
+# falls to 0.73 (dHash is weak on crops), so the rule is for frames against covers (docs/media.md).
+SAME_PICTURE_SCORE = 0.88
+
+
 def with_media_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
-    """Fuses the audio with the scorer's probabilities, after any scorer. The same audio
-    (fingerprint >= ``SAME_RECORDING_SCORE``) is the same recording, or ``video_of`` it for a video
-    against a recording, whatever the titles say ("Official Video"). Other audio is another
-    recording: p(same) goes to ``version_of`` when the chroma says it is the same work (a live
-    take under the studio take's title), and everything but ``none`` goes to ``none`` when it says
-    another work. Without both fingerprints nothing changes: an item without media is scored
-    exactly as before."""
+    """Fuses the media with the scorer's probabilities, after any scorer. Audio governs where both
+    sides have it: the same audio (fingerprint >= ``SAME_RECORDING_SCORE``) is the same recording,
+    or ``video_of`` it for a video against a recording, whatever the titles say ("Official
+    Video"). Other audio is another recording: p(same) goes to ``version_of`` when the chroma says
+    it is the same work (a live take under the studio take's title), and everything but ``none``
+    goes to ``none`` when it says another work.
+
+    Without audio on both sides, a picture decides one thing only: a music video whose frame is a
+    recording's cover (>= ``SAME_PICTURE_SCORE``) is ``video_of`` it. Two recordings sharing a
+    cover are left to the scorer (every track of an album shares one), and a different picture
+    says nothing (a live album, a single and a compilation carry different art for one recording).
+    Without media on both sides nothing changes: an item without media is scored exactly as before."""
     if signals.get("audio_compared", 0.0) < 1.0:
-        return probabilities
+        return _with_picture(probabilities, signals)
     p = dict(probabilities)
     floor = 0.01
     if signals.get("audio_fingerprint", 0.0) >= SAME_RECORDING_SCORE:
@@ -201,11 +213,31 @@ def with_media_evidence(probabilities: dict[str, float], signals: dict[str, floa
     return {k: (total - floor * (len(p) - 1) if k == target else floor) for k in p}
 
 
+def _with_picture(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
+    if (
+        signals.get("image_compared", 0.0) < 1.0
+        or signals.get("one_is_video", 0.0) < 1.0
+        or signals.get("image_hash", 0.0) < SAME_PICTURE_SCORE
+    ):
+        return probabilities
+    floor = 0.01
+    total = sum(probabilities.values())
+    return {k: (total - floor * (len(probabilities) - 1) if k == "video_of" else floor) for k in probabilities}
+
+
 _POSTING_SHIFT = 12  # look-up on the top 20 bits of each sub-fingerprint: survives noise better
 
 
 def _posting_keys(fingerprint: NDArray[Any]) -> frozenset[int]:
     return frozenset(int(v) >> _POSTING_SHIFT for v in fingerprint)
+
+
+_PICTURE_BANDS = 8  # 8 bands of 8 hash bits: a picture with under 8 bits changed shares a band
+
+
+def _picture_keys(bits: NDArray[Any]) -> frozenset[int]:
+    packed = np.packbits(np.asarray(bits, dtype=np.uint8)[: _PICTURE_BANDS * 8])
+    return frozenset((band << 8) | int(v) for band, v in enumerate(packed))
 
 
 def shared_sub_fingerprints(a: MediaEvidence, b: MediaEvidence) -> int:
@@ -221,18 +253,22 @@ class _Remembered:
     meta: dict[str, Any]
     vector: NDArray[Any]
     keys: frozenset[int]
+    picture_keys: frozenset[int]
 
 
 class MediaMemory:
     """Evidence of the most recent ``capacity`` items with media, and a look-up from a fingerprint
     to the remembered items sharing most of its sub-fingerprints (the audio candidate path: a video
-    titled only "Official Video" finds its recording by sound). In memory and bounded: a restarted
-    worker starts empty and resolves on text until it has seen media again."""
+    titled only "Official Video" finds its recording by sound), and one from a picture to the
+    remembered items whose picture is the same (by hash bands, then the share of equal bits). In
+    memory and bounded: a restarted worker starts empty and resolves on text until it has seen
+    media again."""
 
     def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
         self._items: dict[str, _Remembered] = {}
         self._postings: dict[int, set[str]] = {}
+        self._picture_postings: dict[int, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -246,9 +282,12 @@ class MediaMemory:
             return
         self._drop(content_id)
         keys = _posting_keys(evidence.fingerprint) if evidence.fingerprint is not None else frozenset()
-        self._items[content_id] = _Remembered(evidence, meta, vector, keys)
+        pictures = _picture_keys(evidence.image_bits) if evidence.image_bits is not None else frozenset()
+        self._items[content_id] = _Remembered(evidence, meta, vector, keys, pictures)
         for key in keys:
             self._postings.setdefault(key, set()).add(content_id)
+        for key in pictures:
+            self._picture_postings.setdefault(key, set()).add(content_id)
         while len(self._items) > self._capacity:
             self._drop(next(iter(self._items)))
 
@@ -256,12 +295,13 @@ class MediaMemory:
         old = self._items.pop(content_id, None)
         if old is None:
             return
-        for key in old.keys:
-            ids = self._postings.get(key)
-            if ids is not None:
-                ids.discard(content_id)
-                if not ids:
-                    del self._postings[key]
+        for postings, keys in ((self._postings, old.keys), (self._picture_postings, old.picture_keys)):
+            for key in keys:
+                ids = postings.get(key)
+                if ids is not None:
+                    ids.discard(content_id)
+                    if not ids:
+                        del postings[key]
 
     def similar(self, evidence: MediaEvidence, k: int, exclude: str) -> list[tuple[str, dict[str, Any], NDArray[Any]]]:
         """Up to ``k`` remembered items sharing the most sub-fingerprints with ``evidence``."""
@@ -273,4 +313,25 @@ class MediaMemory:
                 counts[cid] = counts.get(cid, 0) + 1
         counts.pop(exclude, None)
         best = sorted(counts, key=lambda c: -counts[c])[:k]
+        return [(cid, self._items[cid].meta, self._items[cid].vector) for cid in best]
+
+    def same_picture(
+        self, evidence: MediaEvidence, k: int, exclude: str
+    ) -> list[tuple[str, dict[str, Any], NDArray[Any]]]:
+        """Up to ``k`` remembered items whose picture is ``evidence``'s (>= ``SAME_PICTURE_SCORE``),
+        the most alike first."""
+        if evidence.image_bits is None or k <= 0:
+            return []
+        found: set[str] = set()
+        for key in _picture_keys(evidence.image_bits):
+            found.update(self._picture_postings.get(key, ()))
+        found.discard(exclude)
+        scored = []
+        for cid in found:
+            other = self._items[cid].evidence.image_bits
+            if other is not None:
+                score = hash_similarity(evidence.image_bits, other)
+                if score >= SAME_PICTURE_SCORE:
+                    scored.append((score, cid))
+        best = [cid for _, cid in sorted(scored, key=lambda x: (-x[0], x[1]))[:k]]
         return [(cid, self._items[cid].meta, self._items[cid].vector) for cid in best]

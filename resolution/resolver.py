@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,9 +24,11 @@ from resolution.feedback import Feedback
 from resolution.matcher import PairInput, PairScorer
 from resolution.media_evidence import (
     NO_MEDIA,
+    SAME_PICTURE_SCORE,
     MediaEvidence,
     MediaMemory,
     MediaReader,
+    hash_similarity,
     media_signals,
     shared_sub_fingerprints,
     with_media_evidence,
@@ -315,19 +317,33 @@ class BatchResolver:
         evidence: list[MediaEvidence],
         per_item: list[list[Candidate]],
     ) -> None:
-        """The audio path: remembered items and the chunk's earlier items that sound like this one,
-        whatever their titles."""
-        if self._media_candidates <= 0:
+        """The media paths: remembered items and the chunk's earlier items that sound like this one,
+        or show the same picture, whatever their titles."""
+        k = self._media_candidates
+        if k <= 0:
             return
         for i, found in enumerate(per_item):
-            if not evidence[i].has_audio:
+            if not (evidence[i].has_audio or evidence[i].has_image):
                 continue
             have = {c.content_id for c in found}
-            hits = self._media_memory.similar(evidence[i], self._media_candidates, norms[i].content_id)
-            earlier = [j for j in range(i) if evidence[j].has_audio and norms[j].content_id not in have]
-            shared = {j: shared_sub_fingerprints(evidence[i], evidence[j]) for j in earlier}
-            for j in sorted((j for j in earlier if shared[j]), key=lambda j: -shared[j])[: self._media_candidates]:
-                hits.append((norms[j].content_id, norms[j].to_meta(), vectors[j]))
+            hits: list[tuple[str, dict[str, Any], NDArray[Any]]] = []
+            if evidence[i].has_audio:
+                hits += self._media_memory.similar(evidence[i], k, norms[i].content_id)
+                earlier = [j for j in range(i) if evidence[j].has_audio and norms[j].content_id not in have]
+                shared = {j: shared_sub_fingerprints(evidence[i], evidence[j]) for j in earlier}
+                for j in sorted((j for j in earlier if shared[j]), key=lambda j: -shared[j])[:k]:
+                    hits.append((norms[j].content_id, norms[j].to_meta(), vectors[j]))
+            picture = evidence[i].image_bits
+            if picture is not None:
+                hits += self._media_memory.same_picture(evidence[i], k, norms[i].content_id)
+                pictured = [
+                    (hash_similarity(picture, bits), j)
+                    for j in range(i)
+                    if (bits := evidence[j].image_bits) is not None and norms[j].content_id not in have
+                ]
+                for score, j in sorted(pictured, key=lambda x: -x[0])[:k]:
+                    if score >= SAME_PICTURE_SCORE:
+                        hits.append((norms[j].content_id, norms[j].to_meta(), vectors[j]))
             for cid, meta, vector in hits:
                 if cid not in have:
                     have.add(cid)

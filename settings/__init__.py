@@ -105,6 +105,19 @@ class WorkerSettings:
     # years are read within a narrower window: resolution/feed_values.py.)
     min_year: int = 1800
     max_year: int = 2100
+    # Audio and image evidence (media/, docs/media.md): an event's audio_ref / image_ref read within
+    # these bounds; a file refused or broken is named in the decision and the item resolved on
+    # text. On by default: a batch without references skips the step (measured in docs/media.md).
+    media_evidence: bool = True
+    media_max_bytes: int = 512 << 20
+    media_max_seconds: float = 4 * 3600.0  # declared length; longer is refused
+    media_audio_seconds: float = 120.0  # decoded from the start, at most
+    media_max_pixels: int = 50_000_000
+    media_timeout_s: float = 20.0  # per ffprobe / ffmpeg / fpcalc call
+    media_memory_mb: int = 2048  # address space of each decoder subprocess
+    media_concurrency: int = 2  # files read at once
+    media_memory_items: int = 20_000  # items whose evidence is kept for comparisons, per partition
+    media_candidates: int = 3  # items found by sound (or picture) per item, whatever their titles
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
     # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and
@@ -159,9 +172,9 @@ class WorkerSettings:
     stall_restart_s: float = 90.0
     # Where the entity table lives: "memory" (all of it in the process, the whole changelog
     # replayed at every start) or "rocksdb" (on disk under the state folder, changelogged).
-    # "memory" is the default because the RocksDB store can answer a read of an entity record
-    # written under two partitions with the older copy (docs/scaling.md, "Known defect").
-    table_store: str = "memory"
+    # Either way a key written under two partitions reads as its newest copy (docs/scaling.md,
+    # "State on disk"); "rocksdb" keeps worker memory flat as the catalogue grows.
+    table_store: str = "rocksdb"
     # RocksDB memory per partition: the block cache is a cap (Faust's default is 2 GiB).
     table_cache_mb: int = 64
     table_write_buffer_mb: int = 16
@@ -226,7 +239,17 @@ def _section(kind: type, prefix: str, env: dict[str, str]) -> Any:
             continue
         target = hints[f.name]
         try:
-            values[f.name] = Path(raw) if target is Path else target(raw)
+            values[f.name] = Path(raw) if target is Path else _flag(raw) if target is bool else target(raw)
         except ValueError as exc:
             raise ValueError(f"{prefix}{f.name.upper()}={raw!r}: expected {target.__name__}") from exc
     return kind(**values)
+
+
+def _flag(raw: str) -> bool:
+    """``bool("0")`` is True: a switch is read by its word."""
+    word = raw.strip().casefold()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)

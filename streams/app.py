@@ -46,7 +46,8 @@ def table_store(settings: Settings) -> tuple[str, dict[str, Any]]:
     """The Faust store URL for the entity table and the options it is opened with."""
     w = settings.worker
     if w.table_store == "memory":
-        return "memory://", {}
+        # Faust's memory store, but recovery keeps the newest copy of a key (faust_adapter).
+        return f"{faust_adapter.NEWEST_COPY_MEMORY_STORE}://", {}
     if w.table_store == "rocksdb":
         mib = 1024 * 1024
         return "rocksdb://", {
@@ -118,6 +119,7 @@ def create_app(
     error_policy: BatchErrorPolicy | None = None,
 ) -> faust.App:
     faust_adapter.install_gap_policy()
+    faust_adapter.install_stores()
     k = settings.kafka
     w = settings.worker
     names = topic_names(k)
@@ -156,7 +158,9 @@ def create_app(
     )
     out_topics = {name: app.topic(name, key_type=bytes, value_type=bytes) for name in (names.decisions, names.dlq)}
     status = WorkerStatus()
-    staged = StagedTable(table, faust_adapter.no_current_event)
+    # Reads take the newest copy of a key among every partition held (streams/state.py).
+    copies = faust_adapter.partition_copies(table)
+    staged = StagedTable(table, copies)
     scope = EventScope(staged.writing_for)
     handler = build_handler(EntityStore(staged, scope.scope), scope)
     catch_up = DecisionLogCatchUp(k, Schemas.load().decision)
@@ -188,5 +192,5 @@ def create_app(
 
     app.timer(interval=3.0)(rebalance.reread_overdue)
     app.timer(interval=10.0)(StallSupervisor(app, settings, [names.content, names.feedback], status, metrics).tick)
-    register_views(app, metrics, table, status, health, access)
+    register_views(app, metrics, table, copies, status, health, access)
     return app

@@ -2,8 +2,11 @@
 
 The delivery guarantee rests on things Faust has no public API for: which event is "current"
 (table writes go to that event's changelog partition; with none, reads see every partition
-held), the offset a consumer resumed reading from (to tell a skipped batch), its flow state (for
-the log of a stall), and its gap acknowledgement (which would commit past dropped messages).
+held), every partition's copy of a table key (Faust's RocksDB store answers with the first it
+finds; the resolver wants the newest, ``streams.state``), which copy the memory store keeps when
+it recovers several, the offset a consumer resumed reading from (to tell a skipped batch), its
+flow state (for the log of a stall), and its gap acknowledgement (which would commit past dropped
+messages).
 Each access is marked ``SLF001`` with why; ``missing_internals`` checks they are all still
 there, and a unit test runs it, so a Faust upgrade that changes them fails loudly instead of
 losing messages quietly.
@@ -22,8 +25,13 @@ from typing import Any
 
 import faust
 import faust.streams as faust_streams
+from faust import stores as faust_stores
+from faust.stores.memory import Store as FaustMemoryStore
+from faust.stores.rocksdb import Store as FaustRocksDBStore
 from faust.transport.consumer import Consumer as FaustConsumer
-from faust.types import TP
+from faust.types import TP, EventT
+
+from streams.state import Copies, version_of
 
 # What this adapter was written and checked against (pyproject pins it).
 FAUST_VERSION = "0.15.3"
@@ -54,6 +62,68 @@ def no_current_event() -> Iterator[None]:
         yield
     finally:
         current.reset(token)
+
+
+def partition_copies(table: Any) -> Copies:
+    """``copies(key)``: the stored copy of ``key`` in every partition of ``table`` this worker
+    holds. Faust's RocksDB store keeps one DB per partition and answers a read from the first DB
+    that has the key (or the one its bounded key index last saw), which after a restart can be
+    an older copy; this reads each. The memory store keeps one copy per key (``NewestCopyMemoryStore``
+    makes it the newest on recovery too)."""
+
+    def copies(key: str) -> list[Any]:
+        store = table.data
+        if isinstance(store, FaustRocksDBStore):
+            # No public way to read one partition's DB without making an event current.
+            raw_key = store._encode_key(key)  # noqa: SLF001 - the bytes Faust stored the key as
+            found = []
+            for db in list(store._dbs.values()):  # noqa: SLF001 - every partition DB held, whatever the key index says
+                if db.key_may_exist(raw_key):  # bloom filter: a miss costs no disk read
+                    raw = db.get(raw_key)
+                    if raw is not None:
+                        found.append(store._decode_value(raw))  # noqa: SLF001 - as Faust decodes it
+            return found
+        with no_current_event():
+            stored = table.get(key)
+        return [] if stored is None else [stored]
+
+    return copies
+
+
+class NewestCopyMemoryStore(FaustMemoryStore):
+    """Faust's memory store, except that recovery keeps the newest copy of a key.
+
+    Faust applies the changelog of every partition into one dict, last applied wins, and the
+    partitions are replayed in no fixed order: a key written under two partitions could come
+    back as its older copy after a restart. In a running worker the dict already holds the
+    newest (each write replaces it)."""
+
+    def apply_changelog_batch(self, batch: Any, to_key: Any, to_value: Any) -> None:
+        events: list[EventT] = list(batch)
+        for event in events:
+            key = to_key(event.key)
+            if event.message.value is None:  # a Kafka tombstone (a table dropped by Faust): as Faust does
+                self.data.pop(key, None)
+                # Faust internal (the subclass's own attribute, so not an SLF001): key -> its partition.
+                self._key_partition.pop(key, None)
+                continue
+            value = to_value(event.value)
+            held = self.data.get(key)
+            if held is None or version_of(value) >= version_of(held):
+                self.data[key] = value
+                # Faust internal, as above: the memory store forgets the keys of partitions it no
+                # longer holds by this index, so it follows the copy kept.
+                self._key_partition[key] = event.message.partition
+
+
+NEWEST_COPY_MEMORY_STORE = "resolver-memory"
+
+
+def install_stores() -> None:
+    """Registers ``resolver-memory://`` with Faust's store registry (a public ``FactoryMapping``;
+    Faust's documented extension point is the same registry, through setuptools entry points).
+    Called when the worker's app is built. Idempotent."""
+    faust_stores.STORES.aliases[NEWEST_COPY_MEMORY_STORE] = f"{__name__}:NewestCopyMemoryStore"
 
 
 def committed_offset(app: faust.App, topic: str, partition: int) -> int | None:
@@ -123,6 +193,16 @@ def missing_internals() -> list[str]:
     source = inspect.getsource(inspect.getmodule(FaustConsumer) or FaustConsumer)
     if "self._add_gap(" not in source:
         problems.append("faust's consumer no longer calls _add_gap: the replacement would do nothing")
+    rocksdb_source = inspect.getsource(FaustRocksDBStore)
+    if "self._dbs = " not in rocksdb_source or not all(
+        callable(getattr(FaustRocksDBStore, name, None)) for name in ("_encode_key", "_decode_value")
+    ):
+        problems.append("faust's RocksDB store no longer has _dbs, _encode_key and _decode_value")
+    if "self._key_partition" not in inspect.getsource(FaustMemoryStore):
+        problems.append("faust's memory store no longer keeps _key_partition")
+    apply_params = list(inspect.signature(FaustMemoryStore.apply_changelog_batch).parameters)
+    if apply_params != ["self", "batch", "to_key", "to_value"]:
+        problems.append(f"faust's memory store apply_changelog_batch takes {apply_params}")
     for name in CONSUMER_ATTRIBUTES:
         if f"self.{name} =" not in source:
             problems.append(f"faust's consumer no longer sets {name}")

@@ -11,6 +11,7 @@ from faust.web import Request, Response, View
 
 from resolution.entities import EntityStore
 from streams.metrics import ResolverMetrics
+from streams.state import Copies, StagedTable, newest_items
 from streams.status import WorkerStatus
 from streams.web_access import WebAccess
 
@@ -21,11 +22,13 @@ def register_views(
     app: faust.App,
     metrics: ResolverMetrics,
     table: MutableMapping[str, Any],
+    copies: Copies,
     status: WorkerStatus,
     health: HealthCheck | None,
     access: WebAccess,
 ) -> None:
-    """``/state`` and ``/entity`` show catalogue data: they ask for the web token (``access``)."""
+    """``/state`` and ``/entity`` show catalogue data: they ask for the web token (``access``).
+    Both show the newest copy of each key (``copies``: every partition's copy of a key)."""
 
     @app.page("/metrics")
     class Metrics(View):
@@ -39,7 +42,8 @@ def register_views(
         async def get(self, request: Request) -> Response:
             if not access.allows(request.headers.get("Authorization")):
                 return _unauthorized(self)
-            body = {str(key): value for key, value in table.items() if not str(key).startswith("o:")}
+            state = newest_items(table.items())  # a key once per partition holding it: the newest
+            body = {str(key): value for key, value in state.items() if not str(key).startswith("o:")}
             return self.json(body)
 
     @app.page("/health")
@@ -56,7 +60,8 @@ def register_views(
         async def get(self, request: Request, entity_id: str) -> Response:
             if not access.allows(request.headers.get("Authorization")):
                 return _unauthorized(self)
-            record = EntityStore(table).describe(entity_id)
+            # Read only: nothing is staged, so nothing is ever flushed from here.
+            record = EntityStore(StagedTable(table, copies)).describe(entity_id)
             if record is None:
                 return self.json({"error": f"unknown entity {entity_id}"}, status=404)
             return self.text(json.dumps(record, indent=2), content_type="application/json")

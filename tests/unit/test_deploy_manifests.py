@@ -82,7 +82,7 @@ def test_every_worker_setting_is_a_real_setting_that_parses() -> None:
     }
     unknown = {k for k in config if k.startswith("RESOLVER_") and k not in known}
     assert not unknown, f"not settings: {sorted(unknown)}"
-    assert settings.worker.table_store == "memory" and settings.worker.web_host == "0.0.0.0"
+    assert settings.worker.table_store == "rocksdb" and settings.worker.web_host == "0.0.0.0"
     # The state folder is the mounted volume, so a restarted pod finds its RocksDB again.
     [container] = one("StatefulSet", "resolver-worker")["spec"]["template"]["spec"]["containers"]
     mounts = {m["mountPath"] for m in container["volumeMounts"]}

@@ -211,3 +211,17 @@ def test_the_reader_turns_every_hostile_file_into_a_named_failure(tmp_path: Path
             found,
         )
         assert found.failure_signals() == {f"{modality}_unavailable": 1.0}
+
+
+def test_the_worker_builds_its_media_step_from_settings() -> None:
+    from content_resolver.composition import build_media_reader
+    from settings import Settings
+
+    reader = build_media_reader(Settings.from_env({"RESOLVER_WORKER_MEDIA_MAX_BYTES": "1000"}))
+    assert reader is not None, "on by default"
+    assert reader.limits.max_bytes == 1000
+    assert build_media_reader(Settings.from_env({"RESOLVER_WORKER_MEDIA_EVIDENCE": "0"})) is None
+    assert build_media_reader(Settings.from_env({"RESOLVER_WORKER_MEDIA_EVIDENCE": "off"})) is None
+    assert build_media_reader(Settings.from_env({}), modalities=frozenset()) is None
+    with pytest.raises(ValueError, match="MEDIA_EVIDENCE"):
+        Settings.from_env({"RESOLVER_WORKER_MEDIA_EVIDENCE": "maybe"})

@@ -16,6 +16,7 @@ from resolution.matcher import RuleScorer
 from resolution.media_evidence import (
     CHROMA_STEPS,
     NO_MEDIA,
+    SAME_PICTURE_SCORE,
     SAME_RECORDING_SCORE,
     SAME_WORK_CHROMA,
     MediaEvidence,
@@ -66,6 +67,55 @@ def test_other_audio_under_the_same_title_is_a_version_or_nothing() -> None:
     assert max(other_work, key=other_work.__getitem__) == "none"
 
 
+def _picture(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, 64).astype(np.uint8)
+
+
+def _flipped(bits: np.ndarray, n: int) -> np.ndarray:
+    out = bits.copy()
+    out[:: 64 // n][:n] ^= 1
+    return out
+
+
+def test_a_video_whose_frame_is_a_recordings_cover_is_a_video_of_it() -> None:
+    none_by_text = {"same": 0.05, "version_of": 0.05, "video_of": 0.1, "none": 0.8}
+    cover = _picture(1)
+    signals = media_signals(MediaEvidence(image_bits=cover), MediaEvidence(image_bits=_flipped(cover, 4)))
+    assert signals["image_compared"] == 1.0 and signals["image_hash"] >= SAME_PICTURE_SCORE
+    video = with_media_evidence(none_by_text, {**signals, "one_is_video": 1.0})
+    assert max(video, key=video.__getitem__) == "video_of"
+    assert sum(video.values()) == pytest.approx(1.0)
+    # Two recordings sharing a cover (an album's tracks) are left to the scorer, and so is a
+    # video whose frame is another picture.
+    assert with_media_evidence(none_by_text, signals) == none_by_text
+    other = media_signals(MediaEvidence(image_bits=cover), MediaEvidence(image_bits=_picture(2)))
+    assert other["image_hash"] < SAME_PICTURE_SCORE
+    assert with_media_evidence(none_by_text, {**other, "one_is_video": 1.0}) == none_by_text
+
+
+def test_where_both_sides_have_audio_the_audio_governs_not_the_picture() -> None:
+    cover = _picture(1)
+    a = MediaEvidence(fingerprint=_fp(1), chroma=_chroma(1), image_bits=cover)
+    b = MediaEvidence(fingerprint=_fp(2), chroma=_chroma(2), image_bits=cover)
+    signals = {**media_signals(a, b), "one_is_video": 1.0}
+    assert signals["image_hash"] == 1.0 and signals["audio_fingerprint"] < SAME_RECORDING_SCORE
+    fused = with_media_evidence(TEXT_SAYS_SAME, signals)
+    assert max(fused, key=fused.__getitem__) != "video_of"
+    assert fused == with_media_evidence(TEXT_SAYS_SAME, {**signals, "image_compared": 0.0})
+
+
+def test_memory_finds_items_by_picture() -> None:
+    memory = MediaMemory()
+    vector = np.zeros(4, dtype=np.float32)
+    cover = _picture(3)
+    memory.add("cover", MediaEvidence(image_bits=cover), {"title_core": "a"}, vector)
+    memory.add("other", MediaEvidence(image_bits=_picture(4)), {"title_core": "b"}, vector)
+    frame = MediaEvidence(image_bits=_flipped(cover, 6))
+    assert [cid for cid, _, _ in memory.same_picture(frame, 3, "q")] == ["cover"]
+    assert memory.same_picture(frame, 3, "cover") == []
+    assert memory.same_picture(MediaEvidence(image_bits=_picture(5)), 3, "q") == []
+
+
 def test_memory_finds_items_by_sound_and_stays_bounded() -> None:
     memory = MediaMemory(capacity=2)
     vector = np.zeros(4, dtype=np.float32)
@@ -93,10 +143,12 @@ class StandInReader:
         return [self.evidence.get(i.content_id, NO_MEDIA) for i in items]
 
 
-def _item(cid: str, title: str, kind: str = "recording", audio: str | None = "x.wav") -> ContentItem:
+def _item(
+    cid: str, title: str, kind: str = "recording", audio: str | None = "x.wav", image: str | None = None
+) -> ContentItem:
     return ContentItem(
         event_id=f"ev-{cid}", content_id=cid, source="s", kind=kind, title=title, artists=("Ensemble",),
-        duration_ms=200_000, audio_ref=audio,
+        duration_ms=200_000, audio_ref=audio, image_ref=image,
     )  # fmt: skip
 
 
@@ -135,6 +187,28 @@ def test_the_resolver_tells_a_live_take_from_the_studio_one_and_finds_an_officia
     assert by_id["broken"].action is Action.MERGE
     assert "audio unavailable: corrupt" in by_id["broken"].reason
     assert by_id["broken"].signals["audio_unavailable"] == 1.0
+
+
+def test_an_official_video_with_only_a_picture_finds_its_recording_by_the_cover() -> None:
+    cover = _picture(11)
+    reader = StandInReader(
+        {
+            "studio": MediaEvidence(image_bits=cover),
+            "other": MediaEvidence(image_bits=_picture(12)),
+            "video": MediaEvidence(image_bits=_flipped(cover, 5)),
+        }
+    )
+    resolver = _resolver(reader)
+    first = asyncio.run(
+        resolver.resolve(
+            [_item("studio", "Chorale", audio=None, image="a.jpg"), _item("other", "Hymn", audio=None, image="b.jpg")]
+        )
+    )
+    (video,) = asyncio.run(
+        resolver.resolve([_item("video", "Official Video", "music_video", audio=None, image="v.mp4")])
+    ).decisions
+    assert video.action is Action.LINK and video.relation.value == "video_of"
+    assert video.related_entity_id == first.decisions[0].entity_id
 
 
 def test_without_a_reader_nothing_changes() -> None:

@@ -26,11 +26,11 @@ from settings import REPO_ROOT, KafkaSettings, WorkerSettings
 from streams import faust_adapter, recovery
 from streams.checkpoint import BatchCheckpoint, BatchProcessor, DecisionSender
 from streams.error_policy import HoldOutagesIsolateDefects
-from streams.handler import EventBatchHandler, EventScope, InboundMessage, OutboundRecord
+from streams.handler import WORKER_HEADER, EventBatchHandler, EventScope, InboundMessage, OutboundRecord
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
 from streams.recovery import DecisionLogCatchUp, marker_key
-from streams.state import StagedTable
+from streams.state import StagedTable, value_of, version_of
 from streams.status import WorkerStatus
 from streams.topics import Schemas
 from streams.validation import EventLimits, EventValidator
@@ -116,14 +116,16 @@ class NoCatchUp:
         return 0
 
 
-def handler(staged: StagedTable, scope: EventScope | None = None) -> EventBatchHandler:
+def handler(staged: StagedTable, scope: EventScope | None = None, worker_id: str = "") -> EventBatchHandler:
     store = EntityStore(staged, scope.scope) if scope else EntityStore(staged)
     finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 3600.0, BOW_DIM)
     resolver = BatchResolver(
         BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), store, max_candidates=10
     )
     validator = EventValidator(SCHEMAS.content_event, EventLimits.from_settings(WorkerSettings()))
-    return EventBatchHandler(resolver, validator, SCHEMAS, TOPICS, NoOpTracer(), ResolverMetrics(), scope)
+    return EventBatchHandler(
+        resolver, validator, SCHEMAS, TOPICS, NoOpTracer(), ResolverMetrics(), scope, worker_id=worker_id
+    )
 
 
 class Worker:
@@ -168,11 +170,22 @@ def test_decisions_are_acknowledged_before_any_state_is_written() -> None:
     w.process([content_message(item(1), 0, 0), content_message(item(2, "Other Song"), 1, 0)])
     assert order == ["send, 0 table writes so far"]
     assert {d["event_id"] for d in w.sent(TOPICS.decisions)} == {"e1", "e2"}
-    assert w.table[marker_key(0)] == 1 and w.table[marker_key(1)] == 2, "decisions offset reached, per partition"
+    assert w.staged[marker_key(0)] == 1 and w.staged[marker_key(1)] == 2, "decisions offset reached, per partition"
     assert w.staged.pending == 0 and w.status.batches == 1
     assert w.catch_up.partitions == [0, 1], "each partition caught up before deciding"
     # Every state key is written under its source partition's scope.
     assert dict(w.table.writes)["v:e2"] == 1
+
+
+def test_each_decision_names_the_worker_that_made_it_and_dead_letters_keep_their_headers() -> None:
+    staged = StagedTable(RecordingTable())
+    scope = EventScope(staged.writing_for)
+    w = Worker(batch_handler=handler(staged, scope, worker_id="host-a/123"))
+    w.process([content_message(item(1), 0, 0), InboundMessage(b"not avro", b"k", [], "content-events", 0, 1, 0)])
+    decisions = [r for r in w.produce.sent if r.topic == TOPICS.decisions]
+    dead = [r for r in w.produce.sent if r.topic == TOPICS.dlq]
+    assert len(decisions) == 1 and (WORKER_HEADER, b"host-a/123") in decisions[0].headers
+    assert len(dead) == 1 and WORKER_HEADER not in dict(dead[0].headers), "a dead letter keeps the event's headers"
 
 
 def test_an_outage_holds_the_batch_discards_its_state_and_retries_until_it_passes() -> None:
@@ -286,8 +299,10 @@ def test_staged_table_reads_its_writes_and_applies_them_only_on_flush() -> None:
     with pytest.raises(KeyError):
         staged["gone"]
     staged.flush(scope_of(table))
-    assert table == {"kept": 1, "new": "n"}
-    assert table.writes[-1] == ("new", 3), "written under its origin's scope"
+    assert {k: value_of(v) for k, v in table.items() if value_of(v) is not None} == {"kept": 1, "new": "n"}
+    assert value_of(table["gone"]) is None and version_of(table["gone"]) > 0, "a deletion is a versioned tombstone"
+    assert sorted(staged) == ["kept", "new"] and staged.get("gone") is None
+    assert set(table.writes[-2:]) == {("new", 3), ("gone", 3)}, "written under its origin's scope"
     with staged.writing_for(0):
         staged["dropped"] = 1
     staged.discard()

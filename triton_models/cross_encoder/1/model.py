@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
 
 # The project's code comes from the checkout that holds this model repository, not from whatever
 # checkout the virtualenv's editable install points at.
@@ -23,7 +22,6 @@ from inference.triton_backend import StringBatchModel, backend_threads
 
 
 class TritonPythonModel(StringBatchModel):
-    pb_utils = pb_utils
     inputs = ("LEFT", "RIGHT")
     output = "P_SAME"
 
