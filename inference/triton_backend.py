@@ -52,7 +52,7 @@ class StringBatchModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         # Only importable inside tritonserver's python backend.
-        import triton_python_backend_utils as pb  # type: ignore[import-not-found]
+        import triton_python_backend_utils as pb
 
         columns: list[list[str]] = [[] for _ in self.inputs]
         sizes: list[int] = []
