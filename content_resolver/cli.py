@@ -149,8 +149,6 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from evaluation.summary import summary_lines
     from inference.matcher_model import load_local_scorer
     from inference.model_repository import ModelRepository
-    from resolution.matcher import RuleScorer
-    from resolution.policy import Thresholds
 
     if args.through_stack:
         from benchmarks.through_stack import through_stack_command
@@ -166,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.model and loaded is None:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
-    fast, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
+    fast, thresholds = _local_scorer(settings, model_dir)
     # The worker's cross-encoder (when its setting turns it on) on the matcher's uncertain band,
     # in-process (or the version --cross-encoder names; --no-cross-encoder: the matcher alone).
     scorer = (
@@ -217,6 +215,21 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _local_scorer(settings: Settings, model_dir: Path | None) -> tuple[Any, Any]:
+    """The matcher in-process (``model_dir``, or the repository's serving version) with its
+    thresholds; the rule scorer with the configured thresholds where no trained version exists."""
+    from inference.matcher_model import load_local_scorer
+    from inference.model_repository import ModelRepository
+    from resolution.matcher import RuleScorer
+    from resolution.policy import Thresholds
+
+    w = settings.worker
+    if model_dir is None:
+        model_dir = ModelRepository(settings.stack.triton_model_repository, w.matcher_model).serving_dir()
+    loaded = load_local_scorer(model_dir)
+    return loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
+
+
 # ``resolver evaluate --media``: which of an event's media references the resolver reads.
 MEDIA_CHOICES: dict[str, frozenset[str]] = {
     "text": frozenset(),
@@ -237,6 +250,13 @@ def _media_ablation(
     if not settings.worker.media_evidence:
         print("[evaluate] --ablation needs the media step (RESOLVER_WORKER_MEDIA_EVIDENCE is off)", file=sys.stderr)
         return 1
+    import asyncio
+
+    from evaluation.datasets import load_dataset
+    from evaluation.media_roles import media_roles, role_accuracy
+
+    roles = media_roles(Path(args.dataset))  # the generated media set: its decisions role by role
+    dataset = load_dataset(Path(args.dataset))
     rows: dict[str, dict[str, Any]] = {}
     for name, modalities in MEDIA_CHOICES.items():
         offline = build_offline_resolver(settings, encoder, scorer, thresholds, kind, modalities)
@@ -244,11 +264,16 @@ def _media_ablation(
         m = result.metrics
         rows[name] = {k: m[k] for k in ("pairwise", "bcubed", "work_pairwise", "events_per_s", "resolver") if k in m}
         pw, work = m["pairwise"], m.get("work_pairwise", {})
-        print(
+        line = (
             f"{name:11s} pairwise P {pw['precision']:.4f} R {pw['recall']:.4f} F1 {pw['f1']:.4f}; "
             f"b-cubed F1 {m['bcubed']['f1']:.4f}; work P {work.get('precision', float('nan')):.4f} "
             f"R {work.get('recall', float('nan')):.4f} F1 {work.get('f1', float('nan')):.4f}"
         )
+        if roles is not None:
+            shares = asyncio.run(role_accuracy(list(dataset.items), roles, offline, args.shuffles))
+            rows[name]["roles"] = shares
+            line += "; " + ", ".join(f"{k} {v['share']:.3f} of {v['of']}" for k, v in shares.items())
+        print(line, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
@@ -630,6 +655,23 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             write_json(Path(args.json), state)
         return 0
+    if args.media_step:
+        from benchmarks.media_step import format_media_step, run_media_step_check
+        from content_resolver.composition import build_offline_encoder, build_offline_resolver
+
+        scorer, thresholds = _local_scorer(settings, None)
+        encoder = build_offline_encoder(settings, REPO_ROOT / ".cache")
+        off, on = (
+            build_offline_resolver(settings, encoder, scorer, thresholds, "exact", modalities)
+            for modalities in (MEDIA_CHOICES["text"], MEDIA_CHOICES["all"])
+        )
+        figures = run_media_step_check(Path(args.media_step), off, on, args.rounds, args.limit)
+        print(format_media_step(figures))
+        if args.json:
+            write_json(Path(args.json), figures)
+        print(json.dumps(figures["first_difference"], indent=2)) if figures["first_difference"] else None
+        same = figures["decisions_differing_from_control"]
+        return 0 if same["on"] <= same["off"] else 1
     if args.media:
         from benchmarks.media_encoders import run_media_bench
 
@@ -879,6 +921,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--encoder-quality", metavar="DIR", help="instead: every encoder path's vectors against fp32 on DIR's titles"
     )
+    s.add_argument(
+        "--media-step",
+        metavar="DIR",
+        help="instead: the worker's resolver on DIR's records (offline) without and with the media step: "
+        "speed ratio and decisions that differ",
+    )
+    s.add_argument("--rounds", type=int, default=3, help="with --media-step: alternating rounds")
+    s.add_argument("--limit", type=int, default=0, help="with --media-step: only the first N records")
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("schemas", help="check each schema change against the released versions (FULL compatibility)")

@@ -212,7 +212,9 @@ def correction_limits(settings: Settings, thresholds: Thresholds) -> CorrectionL
 ALL_MODALITIES = frozenset({"audio", "image"})
 
 
-def build_media_reader(settings: Settings, modalities: frozenset[str] = ALL_MODALITIES) -> MediaEvidenceReader | None:
+def build_media_reader(
+    settings: Settings, modalities: frozenset[str] = ALL_MODALITIES, cache_items: int = 0
+) -> MediaEvidenceReader | None:
     """The media step (an event's ``audio_ref`` / ``image_ref`` read within the worker's bounds),
     or None when it is turned off (``RESOLVER_WORKER_MEDIA_EVIDENCE=0``) or no modality is asked
     for (evaluation's text-only row)."""
@@ -227,7 +229,7 @@ def build_media_reader(settings: Settings, modalities: frozenset[str] = ALL_MODA
         timeout_s=w.media_timeout_s,
         memory_bytes=w.media_memory_mb << 20,
     )
-    return MediaEvidenceReader(limits, concurrency=w.media_concurrency, modalities=modalities)
+    return MediaEvidenceReader(limits, concurrency=w.media_concurrency, modalities=modalities, cache_items=cache_items)
 
 
 def build_batch_resolver(
@@ -305,7 +307,8 @@ def build_offline_resolver(
     worker's media step restricted to ``modalities`` (the ablation; empty: text only)."""
     w = settings.worker
     policy = DecisionPolicy(thresholds)
-    media = build_media_reader(settings, modalities)
+    # Evaluation streams one set in several orders: each file is read once (the worker reads afresh).
+    media = build_media_reader(settings, modalities, cache_items=w.media_memory_items)
 
     @asynccontextmanager
     async def fresh() -> AsyncIterator[tuple[BatchResolver, EntityStore]]:
