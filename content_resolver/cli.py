@@ -143,14 +143,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.composition import build_offline_encoder, build_offline_resolver
+    from content_resolver.composition import build_offline_encoder, build_offline_resolver, with_cross_encoder
     from evaluation.evaluate import evaluate_command
     from evaluation.report import write_report
     from evaluation.summary import summary_lines
     from inference.matcher_model import load_local_scorer
     from inference.model_repository import ModelRepository
-    from resolution.matcher import RuleScorer
-    from resolution.policy import Thresholds
 
     if args.through_stack:
         from benchmarks.through_stack import through_stack_command
@@ -166,7 +164,20 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.model and loaded is None:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
-    scorer, thresholds = loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
+    fast, thresholds = _local_scorer(settings, model_dir)
+    # The worker's cross-encoder (when its setting turns it on) on the matcher's uncertain band,
+    # in-process (or the version --cross-encoder names; --no-cross-encoder: the matcher alone).
+    scorer = (
+        fast
+        if args.no_cross_encoder
+        else with_cross_encoder(
+            settings,
+            fast,
+            lambda: thresholds.merge,
+            in_process=True,
+            folder=Path(args.cross_encoder) if args.cross_encoder else None,
+        )
+    )
     encoder = build_offline_encoder(settings, REPO_ROOT / ".cache", args.text_model)
     kinds = ["exact", "milvus"] if args.index == "both" else [args.index]
     if args.ablation:
@@ -180,6 +191,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         args.shuffles,
         args.stream,
     )
+    refined = getattr(scorer, "refined_pairs", None)
+    if refined is not None:
+        print(f"[evaluate] cross-encoder asked about {refined} pairs (matcher p(same) in the uncertain band)")
     reference = loaded[0].model.metadata.get("drift_reference") if loaded else None
     for result in results:
         if reference and result.drift_observations:
@@ -199,6 +213,21 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.report:
         write_report(Path(args.report), results)
     return 0
+
+
+def _local_scorer(settings: Settings, model_dir: Path | None) -> tuple[Any, Any]:
+    """The matcher in-process (``model_dir``, or the repository's serving version) with its
+    thresholds; the rule scorer with the configured thresholds where no trained version exists."""
+    from inference.matcher_model import load_local_scorer
+    from inference.model_repository import ModelRepository
+    from resolution.matcher import RuleScorer
+    from resolution.policy import Thresholds
+
+    w = settings.worker
+    if model_dir is None:
+        model_dir = ModelRepository(settings.stack.triton_model_repository, w.matcher_model).serving_dir()
+    loaded = load_local_scorer(model_dir)
+    return loaded or (RuleScorer(), Thresholds(w.merge_threshold, w.link_threshold))
 
 
 # ``resolver evaluate --media``: which of an event's media references the resolver reads.
@@ -221,6 +250,13 @@ def _media_ablation(
     if not settings.worker.media_evidence:
         print("[evaluate] --ablation needs the media step (RESOLVER_WORKER_MEDIA_EVIDENCE is off)", file=sys.stderr)
         return 1
+    import asyncio
+
+    from evaluation.datasets import load_dataset
+    from evaluation.media_roles import media_roles, role_accuracy
+
+    roles = media_roles(Path(args.dataset))  # the generated media set: its decisions role by role
+    dataset = load_dataset(Path(args.dataset))
     rows: dict[str, dict[str, Any]] = {}
     for name, modalities in MEDIA_CHOICES.items():
         offline = build_offline_resolver(settings, encoder, scorer, thresholds, kind, modalities)
@@ -228,11 +264,16 @@ def _media_ablation(
         m = result.metrics
         rows[name] = {k: m[k] for k in ("pairwise", "bcubed", "work_pairwise", "events_per_s", "resolver") if k in m}
         pw, work = m["pairwise"], m.get("work_pairwise", {})
-        print(
+        line = (
             f"{name:11s} pairwise P {pw['precision']:.4f} R {pw['recall']:.4f} F1 {pw['f1']:.4f}; "
             f"b-cubed F1 {m['bcubed']['f1']:.4f}; work P {work.get('precision', float('nan')):.4f} "
             f"R {work.get('recall', float('nan')):.4f} F1 {work.get('f1', float('nan')):.4f}"
         )
+        if roles is not None:
+            shares = asyncio.run(role_accuracy(list(dataset.items), roles, offline, args.shuffles))
+            rows[name]["roles"] = shares
+            line += "; " + ", ".join(f"{k} {v['share']:.3f} of {v['of']}" for k, v in shares.items())
+        print(line, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
@@ -279,6 +320,30 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if feedback is not None:
         stats = model.metadata["provenance"]["data"]["curator-feedback"]
         print(f"[train] curator feedback: {json.dumps({k: v for k, v in stats.items() if k != 'topics'})}")
+    return 0
+
+
+def cmd_train_cross_encoder(args: argparse.Namespace, settings: Settings) -> int:
+    from inference.cross_encoder import is_cross_encoder_dir
+    from inference.model_repository import ModelRepository
+    from training.cross_encoder import CrossEncoderConfig, train_command
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("trained_layers", args.trained_layers)) if v is not None}
+    config = CrossEncoderConfig(seed=args.seed, **overrides)
+    if args.out:
+        out = Path(args.out)
+        repository = ModelRepository(out.parent.parent, out.parent.name, is_cross_encoder_dir)
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        repository = ModelRepository(settings.stack.triton_model_repository, args.model, is_cross_encoder_dir)
+        out = repository.new_version_dir()
+    result = train_command([Path(d) for d in args.dataset], out, config)
+    if out.name.isdigit() and (repository.folder / "config.pbtxt").exists():
+        repository.install_backend(out)  # a version Triton can load
+    print(f"[train-cross-encoder] {result['version']} -> {out} (says same at p >= {result['decision_threshold']:.2f})")
+    for name, cells in result["valid"].items():
+        line = ", ".join(f"{k} {c['pairs']} pairs F1 {c['f1']:.4f}" for k, c in cells.items())
+        print(f"[train-cross-encoder] valid {name} (cross-encoder alone): {line}")
     return 0
 
 
@@ -508,24 +573,36 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
     import time
 
-    from content_resolver.composition import build_scorer
-    from streams.reconciliation import CrossPartitionReconciler, publish_merges, read_decisions
+    from content_resolver.composition import build_milvus_index, build_scorer
+    from streams.reconciliation import RACE_WINDOW_S, CrossPartitionReconciler, reconcile_once
 
-    _scorer, thresholds = build_scorer(settings)
+    scorer, thresholds = build_scorer(settings)
     reconciler = CrossPartitionReconciler(thresholds.merge)
-    while True:
-        plan = reconciler.plan(read_decisions(settings.kafka))
-        published = publish_merges(settings.kafka, plan)
-        print(
-            f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
-            f"{plan.cross_partition_pairs} cross-partition duplicate pairs, {published} MERGE decisions published",
-            flush=True,
-        )
-        if not args.every:
-            return 0
-        time.sleep(args.every)
+    # Strong: the rows every worker wrote are visible to the raced items' second search.
+    index = build_milvus_index(settings, consistency="Strong")
+
+    async def passes() -> int:
+        since_ms = 0
+        while True:
+            started_ms = int(time.time() * 1000)
+            result = await reconcile_once(settings.kafka, reconciler, index, scorer, since_ms)
+            plan = result.plan
+            print(
+                f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
+                f"{plan.cross_partition_pairs} cross-partition duplicate pairs ({result.rescored} raced pairs "
+                f"scored again), {result.published} MERGE decisions published",
+                flush=True,
+            )
+            if not args.every:
+                return 0
+            # A NEW item of the last two windows may race one decided after this pass began.
+            since_ms = started_ms - int(2 * RACE_WINDOW_S * 1000)
+            await asyncio.sleep(args.every)
+
+    return asyncio.run(passes())
 
 
 def cmd_entity(args: argparse.Namespace, settings: Settings) -> int:
@@ -578,6 +655,23 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             write_json(Path(args.json), state)
         return 0
+    if args.media_step:
+        from benchmarks.media_step import format_media_step, run_media_step_check
+        from content_resolver.composition import build_offline_encoder, build_offline_resolver
+
+        scorer, thresholds = _local_scorer(settings, None)
+        encoder = build_offline_encoder(settings, REPO_ROOT / ".cache")
+        off, on = (
+            build_offline_resolver(settings, encoder, scorer, thresholds, "exact", modalities)
+            for modalities in (MEDIA_CHOICES["text"], MEDIA_CHOICES["all"])
+        )
+        figures = run_media_step_check(Path(args.media_step), off, on, args.rounds, args.limit)
+        print(format_media_step(figures))
+        if args.json:
+            write_json(Path(args.json), figures)
+        print(json.dumps(figures["first_difference"], indent=2)) if figures["first_difference"] else None
+        same = figures["decisions_differing_from_control"]
+        return 0 if same["on"] <= same["off"] else 1
     if args.media:
         from benchmarks.media_encoders import run_media_bench
 
@@ -710,9 +804,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--repeat", type=int, default=1, help="with --through-stack: stream the same order N times, count differences"
     )
+    xenc = s.add_mutually_exclusive_group()
+    xenc.add_argument(
+        "--cross-encoder",
+        help="refine with this cross-encoder version (default: as the worker, RESOLVER_WORKER_CROSS_ENCODER_MODEL)",
+    )
+    xenc.add_argument("--no-cross-encoder", action="store_true", help="the matcher alone, no cross-encoder")
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser(
+        "train-cross-encoder", help="fine-tune the cross-encoder on pair sets; temperature and threshold on tune"
+    )
+    s.add_argument("--dataset", required=True, action="append", help="a pair set folder; repeat for several")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--out", help="the version folder to write, e.g. triton_models/cross_encoder/2")
+    where.add_argument("--model", default="cross_encoder", help="write the next numbered version of this model")
+    s.add_argument("--seed", type=int, default=13)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--trained-layers", type=int, help="top transformer layers fine-tuned (the rest frozen)")
+    s.set_defaults(fn=cmd_train_cross_encoder)
 
     s = sub.add_parser("train", help="train the matcher; thresholds picked on the tune portion")
     s.add_argument("--dataset", required=True, action="append", help="a dataset folder; repeat for several")
@@ -809,6 +921,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--encoder-quality", metavar="DIR", help="instead: every encoder path's vectors against fp32 on DIR's titles"
     )
+    s.add_argument(
+        "--media-step",
+        metavar="DIR",
+        help="instead: the worker's resolver on DIR's records (offline) without and with the media step: "
+        "speed ratio and decisions that differ",
+    )
+    s.add_argument("--rounds", type=int, default=3, help="with --media-step: alternating rounds")
+    s.add_argument("--limit", type=int, default=0, help="with --media-step: only the first N records")
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("schemas", help="check each schema change against the released versions (FULL compatibility)")

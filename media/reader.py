@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 
 from media.chroma import chroma_embedding
 from media.fingerprint import chromaprint
 from media.image_hash import image_hash_bits
-from media.loading import MediaLimits, MediaLoader
+from media.loading import MediaLimits, MediaLoader, local_path
 from media.process import MediaError
 from resolution.media_evidence import NO_MEDIA, MediaEvidence
 from resolution.model import ContentItem
@@ -30,8 +33,13 @@ class MediaEvidenceReader:
         limits: MediaLimits | None = None,
         concurrency: int = 2,
         modalities: frozenset[str] = frozenset({"audio", "image"}),
+        cache_items: int = 0,
     ) -> None:
         self._loader = MediaLoader(limits)
+        # Evidence of files already read, by reference, size and modification time: evaluation
+        # streams one set in several orders; 0 (the worker) reads every reference afresh.
+        self._cache: OrderedDict[tuple[Any, ...], MediaEvidence] = OrderedDict()
+        self._cache_items = cache_items
         self._concurrency = max(1, concurrency)
         # Which references are read at all (evaluation's ablation reads one modality or none).
         self._audio = "audio" in modalities
@@ -47,10 +55,33 @@ class MediaEvidenceReader:
         async def one(item: ContentItem) -> MediaEvidence:
             if not (item.audio_ref and self._audio) and not (item.image_ref and self._image):
                 return NO_MEDIA
+            key = self._cache_key(item) if self._cache_items > 0 else None
+            if key is not None and key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
             async with slots:
-                return await asyncio.to_thread(self.read_item, item)
+                evidence = await asyncio.to_thread(self.read_item, item)
+            if key is not None:
+                self._cache[key] = evidence
+                while len(self._cache) > self._cache_items:
+                    self._cache.popitem(last=False)
+            return evidence
 
         return list(await asyncio.gather(*(one(i) for i in items)))
+
+    def _cache_key(self, item: ContentItem) -> tuple[Any, ...] | None:
+        """None (not cached) unless every reference read is a local file that exists."""
+        key: list[Any] = []
+        for ref, wanted in ((item.audio_ref, self._audio), (item.image_ref, self._image)):
+            if not (ref and wanted):
+                key.append(None)
+                continue
+            try:
+                info = os.stat(local_path(ref))
+            except (MediaError, OSError, ValueError):
+                return None
+            key.append((ref, info.st_size, info.st_mtime_ns))
+        return tuple(key)
 
     def read_item(self, item: ContentItem) -> MediaEvidence:
         failures: list[tuple[str, str, str]] = []

@@ -174,6 +174,7 @@ def media_signals(a: MediaEvidence | None, b: MediaEvidence | None) -> dict[str,
 # they are different recordings: on the generated set 95% of same-work pairs score above 0.73 and
 # the median different-work pair 0.59 (docs/media.md).
 SAME_WORK_CHROMA = 0.70
+SAME_WORK_AT_MOST = 0.9
 
 
 # Share of equal dHash bits from which a video's frame is a recording's cover. On the generated set
@@ -187,9 +188,9 @@ def with_media_evidence(probabilities: dict[str, float], signals: dict[str, floa
     """Fuses the media with the scorer's probabilities, after any scorer. Audio governs where both
     sides have it: the same audio (fingerprint >= ``SAME_RECORDING_SCORE``) is the same recording,
     or ``video_of`` it for a video against a recording, whatever the titles say ("Official
-    Video"). Other audio is another recording: p(same) goes to ``version_of`` when the chroma says
-    it is the same work (a live take under the studio take's title), and everything but ``none``
-    goes to ``none`` when it says another work.
+    Video"). Other audio is another recording: p(same) and p(video_of) go to ``version_of`` when
+    the chroma says it is the same work (a live take under the studio take's title; a video of
+    another performance), and everything but ``none`` goes to ``none`` when it says another work.
 
     Without audio on both sides, a picture decides one thing only: a music video whose frame is a
     recording's cover (>= ``SAME_PICTURE_SCORE``) is ``video_of`` it. Two recordings sharing a
@@ -203,10 +204,18 @@ def with_media_evidence(probabilities: dict[str, float], signals: dict[str, floa
     if signals.get("audio_fingerprint", 0.0) >= SAME_RECORDING_SCORE:
         target = "video_of" if signals.get("one_is_video", 0.0) >= 1.0 else "same"
     elif signals.get("audio_chroma", 0.0) >= SAME_WORK_CHROMA:
-        if p.get("same", 0.0) <= floor:
+        # Another recording of the work: neither the same one nor a video carrying it (a video
+        # carries its recording's audio), whatever the titles say.
+        moved = sum(max(0.0, p.get(k, 0.0) - floor) for k in ("same", "video_of"))
+        if moved <= 0.0:
             return p
-        moved = p["same"] - floor
-        return {**p, "same": floor, "version_of": p.get("version_of", 0.0) + moved}
+        # Chroma is weaker evidence than a fingerprint (different chorales can share a harmony):
+        # it gives version_of at most SAME_WORK_AT_MOST, so a candidate with the same audio (0.97)
+        # outranks it in the decision; what it cannot give goes to none.
+        version = p.get("version_of", 0.0) + moved
+        capped = min(version, max(SAME_WORK_AT_MOST, p.get("version_of", 0.0)))
+        return {**p, "same": min(p["same"], floor), "video_of": min(p["video_of"], floor),
+                "version_of": capped, "none": p.get("none", 0.0) + version - capped}  # fmt: skip
     else:
         target = "none"
     total = sum(p.values())

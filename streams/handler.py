@@ -65,6 +65,11 @@ class OutboundRecord:
 # Sends every record and returns, in order, the offset each was written at.
 Send = Callable[[list[OutboundRecord]], Awaitable[list[int]]]
 
+# Which worker process decided: a header of every decision (``host/pid``), so that a consumer of
+# the decisions topic can tell one worker's writes from another's (the multi-worker test measures
+# how often an item another worker wrote moments ago was not found).
+WORKER_HEADER = "resolver-worker"
+
 STAGES = ("normalise", "media", "embed", "search", "score", "decide", "index")
 SPAN_NAMES = {"re-resolution": "correct", "curator-feedback": "apply-feedback"}
 
@@ -158,8 +163,10 @@ class EventBatchHandler:
         metrics: ResolverMetrics,
         scope: EventScope | None = None,
         drift: DriftMonitor | None = None,
+        worker_id: str = "",
     ) -> None:
         self._scope = scope
+        self._worker_header = [(WORKER_HEADER, worker_id.encode())] if worker_id else []
         self._drift = drift
         self._resolver = resolver
         self._validator = validator
@@ -257,7 +264,11 @@ class EventBatchHandler:
             value = self._schemas.decision.encode(record)
             out.append(
                 OutboundRecord(
-                    self._topics.decisions, decision.content_id.encode(), value, inject_headers(ctx), msg.partition
+                    self._topics.decisions,
+                    decision.content_id.encode(),
+                    value,
+                    inject_headers(ctx) + self._worker_header,
+                    msg.partition,
                 )
             )
             spans.append((span, ctx, decision, len(out) - 1))

@@ -17,20 +17,35 @@ published to the decisions partition where the retired entity was created. Decis
 deterministic, so a second pass publishes nothing twice. Pairs a curator kept apart are not
 merged.
 
-What it does not see: two items that were both decided ``NEW`` and never appear together in
-any later decision's candidates (docs/scaling.md says how often that is, measured).
+Two workers deciding two items of one recording in overlapping batches is the common way that
+evidence never exists: the later item's search ran before the earlier item's row was written
+(docs/scaling.md measures it). ``rescore_raced`` closes it after the fact: each item decided
+``NEW`` is searched again (Strong consistency: every worker's rows are written by now) and
+scored by the matcher against the items decided in another partition within the race window
+of it that its own decision never scored; what reaches the merge threshold is evidence like a
+worker's.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
+from resolution.candidates import IndexedRow, IndexHit
 from resolution.entities import EntityStore, rebuild_state
+from resolution.matcher import PairInput, PairScorer, with_identifier_evidence
 from resolution.model import Action, Decision
+from resolution.normalise import NormalisedItem
 
 RECONCILIATION_TRIGGER = "re-resolution"
+# Two decisions this close in time, in two partitions, may have raced (neither search saw the
+# other's row): measured, another worker's item is missed up to about a second after it.
+RACE_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,13 +87,87 @@ class _Groups:
         return [sorted(g) for g in out.values() if len(g) > 1]
 
 
+@dataclass(frozen=True)
+class Rescored:
+    """A pair scored after the fact: ``record`` (a NEW decision) and an item it never scored."""
+
+    record: dict[str, Any]
+    other_content_id: str
+    p_same: float
+
+
+class StoredRows(Protocol):
+    """What the pass reads from the vector index: rows by id, and a search (Strong consistency)."""
+
+    async def rows(self, content_ids: list[str]) -> list[IndexedRow]: ...
+
+    async def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]: ...
+
+
+def _from_content_event(record: dict[str, Any]) -> bool:
+    return record.get("trigger", "content-event") == "content-event"
+
+
+async def rescore_raced(
+    decisions: list[PartitionedDecision],
+    index: StoredRows,
+    scorer: PairScorer,
+    window_s: float = RACE_WINDOW_S,
+    k: int = 10,
+    since_ms: int = 0,
+) -> list[Rescored]:
+    """Scores each NEW item (decided at or after ``since_ms``) against its nearest stored rows
+    that were decided in another partition within ``window_s`` of it and that its decision did
+    not score: the pairs a race between two workers left without evidence."""
+    decided: dict[str, tuple[int, int]] = {}  # content id -> (partition, decided at ms)
+    for d in decisions:
+        if _from_content_event(d.record):
+            decided[d.record["content_id"]] = (d.partition, int(d.record.get("decided_at_ms") or 0))
+    news = [
+        d.record
+        for d in decisions
+        if _from_content_event(d.record)
+        and d.record["action"] == Action.NEW.value
+        and int(d.record.get("decided_at_ms") or 0) >= since_ms
+    ]
+    if not news:
+        return []
+    stored = {r.content_id: r for r in await index.rows([r["content_id"] for r in news])}
+    queries = [r for r in news if r["content_id"] in stored and stored[r["content_id"]].vector.size]
+    if not queries:
+        return []
+    vectors = np.stack([stored[r["content_id"]].vector for r in queries]).astype(np.float32)
+    hits = await index.search(vectors, k)
+    pairs: list[tuple[dict[str, Any], str, PairInput]] = []
+    for record, found in zip(queries, hits, strict=True):
+        cid = record["content_id"]
+        partition, at_ms = decided[cid]
+        scored = {c["content_id"] for c in record.get("candidates") or ()}
+        for hit in found:
+            other = hit.row.content_id
+            if other == cid or other in scored or other not in decided:
+                continue
+            other_partition, other_ms = decided[other]
+            if other_partition == partition or abs(other_ms - at_ms) > window_s * 1000:
+                continue
+            left = NormalisedItem.from_meta(stored[cid].meta)
+            pairs.append((record, other, PairInput(left, NormalisedItem.from_meta(hit.row.meta), hit.similarity)))
+    if not pairs:
+        return []
+    scores = await scorer.score([p for _r, _o, p in pairs])
+    return [
+        Rescored(record, other, float(with_identifier_evidence(s.probabilities, s.signals).get("same", 0.0)))
+        for (record, other, _p), s in zip(pairs, scores, strict=True)
+    ]
+
+
 class CrossPartitionReconciler:
     """Plans the entity-into-entity merges that join duplicates created in different partitions."""
 
     def __init__(self, merge_threshold: float) -> None:
         self._threshold = merge_threshold
 
-    def plan(self, decisions: list[PartitionedDecision]) -> ReconciliationPlan:
+    def plan(self, decisions: list[PartitionedDecision], rescored: Iterable[Rescored] = ()) -> ReconciliationPlan:
         state = rebuild_state([d.record for d in decisions])
         store = EntityStore(state)
         created_in: dict[str, int] = {}
@@ -89,33 +178,31 @@ class CrossPartitionReconciler:
         groups = _Groups()
         evidence: dict[str, tuple[float, dict[str, Any]]] = {}
         pairs: set[tuple[str, str]] = set()
-        for d in decisions:
-            r = d.record
-            if r.get("trigger", "content-event") != "content-event":
+        # The workers' evidence (each decision's scored candidates), then the pairs scored after
+        # the fact; both as (decision, the other item, p(same)).
+        evidence_pairs = [
+            (d.record, str(c["content_id"]), float(c.get("p_same", -1.0)))
+            for d in decisions
+            if _from_content_event(d.record)
+            for c in d.record.get("candidates") or ()
+        ]
+        evidence_pairs += [(x.record, x.other_content_id, x.p_same) for x in rescored]
+        for r, other, p_same in evidence_pairs:
+            mine, theirs = store.entity_of(r["content_id"]), store.entity_of(other)
+            if p_same < self._threshold or mine is None or theirs is None:
                 continue
-            mine = store.entity_of(r["content_id"])
-            if mine is None:
+            mine, theirs = store.resolve_id(mine), store.resolve_id(theirs)
+            if theirs == mine or created_in.get(theirs) == created_in.get(mine):
                 continue
-            mine = store.resolve_id(mine)
-            for c in r.get("candidates") or ():
-                p_same = float(c.get("p_same", -1.0))
-                if p_same < self._threshold:
-                    continue
-                theirs = store.entity_of(c["content_id"])
-                if theirs is None:
-                    continue
-                theirs = store.resolve_id(theirs)
-                if theirs == mine or created_in.get(theirs) == created_in.get(mine):
-                    continue
-                if created_in.get(theirs) is None or created_in.get(mine) is None:
-                    continue
-                if self._kept_apart(store, mine, theirs):
-                    continue
-                pairs.add((min(mine, theirs), max(mine, theirs)))
-                groups.union(mine, theirs)
-                for entity in (mine, theirs):
-                    if p_same > evidence.get(entity, (-1.0, {}))[0]:
-                        evidence[entity] = (p_same, r)
+            if created_in.get(theirs) is None or created_in.get(mine) is None:
+                continue
+            if self._kept_apart(store, mine, theirs):
+                continue
+            pairs.add((min(mine, theirs), max(mine, theirs)))
+            groups.union(mine, theirs)
+            for entity in (mine, theirs):
+                if p_same > evidence.get(entity, (-1.0, {}))[0]:
+                    evidence[entity] = (p_same, r)
         plan = ReconciliationPlan(
             cross_partition_pairs=len(pairs),
             entities_created=len(created_in),
@@ -173,6 +260,28 @@ def publish_merges(kafka: Any, plan: ReconciliationPlan, model_version: str = "r
     if remaining:
         raise RuntimeError(f"{remaining} reconciliation decisions not delivered")
     return len(plan.merges)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    plan: ReconciliationPlan
+    rescored: int  # pairs scored after the fact
+    published: int
+
+
+async def reconcile_once(
+    kafka: Any,
+    reconciler: CrossPartitionReconciler,
+    index: StoredRows | None,
+    scorer: PairScorer | None,
+    since_ms: int = 0,
+) -> PassResult:
+    """One pass of ``resolver reconcile``: the decisions topic read, raced NEW items decided at or
+    after ``since_ms`` scored again (when an index and a scorer are given), merges published."""
+    decisions = read_decisions(kafka)
+    rescored = await rescore_raced(decisions, index, scorer, since_ms=since_ms) if index and scorer else []
+    plan = reconciler.plan(decisions, rescored)
+    return PassResult(plan, len(rescored), publish_merges(kafka, plan))
 
 
 def read_decisions(kafka: Any) -> list[PartitionedDecision]:

@@ -1,7 +1,8 @@
 """The vector index on a Milvus server (standalone locally, a cluster in production: same client).
 
-Searches use Bounded consistency (milliseconds instead of ~200 ms for Strong); the
-``RecentWrites`` overlay in ``candidates`` covers rows too new to be visible yet. Writes are
+Searches use Bounded consistency by default (milliseconds instead of ~200 ms for Strong); the
+``RecentWrites`` overlay in ``candidates`` covers this worker's rows too new to be visible yet,
+not another worker's; reconciliation reads with ``consistency="Strong"``. Writes are
 upserts keyed by content id, so a replayed event leaves no ghost rows.
 
 Schema: ``title_only_key`` (the core title, for the bounded title-only candidate path) was added
@@ -39,6 +40,11 @@ def _quote(values: list[str]) -> str:
     return "[" + ",".join(json.dumps(v) for v in values) + "]"
 
 
+# Strong: a search sees every write acknowledged before it, another worker's too (it waits for
+# Milvus' time tick); Bounded: up to a few seconds stale, in milliseconds.
+CONSISTENCY_LEVELS = ("Bounded", "Strong")
+
+
 class MilvusVectorIndex:
     def __init__(
         self,
@@ -50,7 +56,11 @@ class MilvusVectorIndex:
         on_retry: Callable[[str], None] | None = None,
         hnsw_ef: int = 64,
         call_timeout_s: float = 10.0,
+        consistency: str = "Bounded",
     ) -> None:
+        if consistency not in CONSISTENCY_LEVELS:
+            raise ValueError(f"Milvus consistency must be one of {CONSISTENCY_LEVELS}, not {consistency!r}")
+        self._consistency = consistency
         self._call_timeout_s = call_timeout_s
         self._uri = uri
         self._token = token
@@ -135,7 +145,7 @@ class MilvusVectorIndex:
                 limit=k,
                 output_fields=fields,
                 search_params={"metric_type": "IP", "params": {"ef": max(self._hnsw_ef, k)}},
-                consistency_level="Bounded",
+                consistency_level=self._consistency,
             )
 
         result = await self._call("search", run)
@@ -159,7 +169,7 @@ class MilvusVectorIndex:
                 filter=" or ".join(clauses),
                 output_fields=fields,
                 limit=1000,
-                consistency_level="Bounded",
+                consistency_level=self._consistency,
             )
 
         rows = await self._call("query", run)
@@ -186,13 +196,34 @@ class MilvusVectorIndex:
                 limit=2 * cap,
                 output_fields=fields,
                 search_params={"metric_type": "IP", "params": {"ef": max(self._hnsw_ef, 2 * cap)}},
-                consistency_level="Bounded",
+                consistency_level=self._consistency,
             )
 
         result = await self._call("title search", run)
         for i, hits in zip(asked, result, strict=True):
             own = [h for h in hits if h["entity"].get(TITLE_ONLY_FIELD) == title_only_keys[i]]
             out[i] = [IndexHit(_row(h["id"], h["entity"]), float(h["distance"])) for h in own[:cap]]
+        return out
+
+    async def rows(self, content_ids: list[str]) -> list[IndexedRow]:
+        """The stored rows (vector and metadata) of these content ids; unknown ids are left out."""
+        ids = sorted(set(content_ids))
+        fields = ["content_id", "vector", "entity_id", "work_id", "title_key", "isrc", "meta"]
+        out: list[IndexedRow] = []
+        for start in range(0, len(ids), 500):  # a bounded filter expression per request
+            chunk = ids[start : start + 500]
+
+            def run(client: Any, chunk: list[str] = chunk) -> Any:
+                return client.query(
+                    self._collection,
+                    filter=f"content_id in {_quote(chunk)}",
+                    output_fields=fields,
+                    limit=len(chunk),
+                    consistency_level=self._consistency,
+                )
+
+            rows = await self._call("query", run)
+            out.extend(_row(r["content_id"], r, np.asarray(r["vector"], dtype=np.float32)) for r in rows)
         return out
 
     async def upsert(self, rows: list[IndexedRow]) -> None:

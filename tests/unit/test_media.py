@@ -225,3 +225,31 @@ def test_the_worker_builds_its_media_step_from_settings() -> None:
     assert build_media_reader(Settings.from_env({}), modalities=frozenset()) is None
     with pytest.raises(ValueError, match="MEDIA_EVIDENCE"):
         Settings.from_env({"RESOLVER_WORKER_MEDIA_EVIDENCE": "maybe"})
+
+
+@needs_ffmpeg
+def test_evaluations_reader_reads_a_file_once_until_it_changes(tmp_path: Path, monkeypatch) -> None:
+    import asyncio
+    import os
+
+    from media.reader import MediaEvidenceReader
+    from resolution.model import ContentItem
+
+    path = _wav(tmp_path / "a.wav", 12.0)
+    item = ContentItem(
+        event_id="e", content_id="c", source="s", kind="recording", title="t", artists=(), audio_ref=str(path)
+    )
+    reader = MediaEvidenceReader(cache_items=4)
+    reads: list[str] = []
+    real = reader.read_item
+    monkeypatch.setattr(reader, "read_item", lambda i: reads.append(i.content_id) or real(i))
+    first = asyncio.run(reader.read([item]))[0]
+    again = asyncio.run(reader.read([item]))[0]
+    assert not first.failures and again is first and reads == ["c"]
+    os.utime(path, ns=(1, 1))  # the file changed (its modification time): read afresh
+    asyncio.run(reader.read([item]))
+    assert reads == ["c", "c"]
+    uncached = MediaEvidenceReader()
+    monkeypatch.setattr(uncached, "read_item", lambda i: reads.append("worker") or real(i))
+    asyncio.run(uncached.read([item, item]))
+    assert reads.count("worker") == 2, "the worker's reader (no cache) reads every reference"

@@ -65,6 +65,14 @@ def test_other_audio_under_the_same_title_is_a_version_or_nothing() -> None:
     assert sum(live.values()) == pytest.approx(1.0)
     other_work = with_media_evidence(TEXT_SAYS_SAME, {**signals, "audio_chroma": 0.2})
     assert max(other_work, key=other_work.__getitem__) == "none"
+    # A video whose title names the recording but whose audio is another performance of the work.
+    text_says_video = {"same": 0.05, "version_of": 0.05, "video_of": 0.85, "none": 0.05}
+    video = with_media_evidence(text_says_video, {**signals, "one_is_video": 1.0})
+    assert max(video, key=video.__getitem__) == "version_of"
+    assert video["video_of"] == pytest.approx(0.01) and sum(video.values()) == pytest.approx(1.0)
+    # Weaker than the same audio: a candidate whose fingerprint matches outranks the same work.
+    same_audio = with_media_evidence(text_says_video, {**signals, "audio_fingerprint": 0.9, "one_is_video": 1.0})
+    assert same_audio["video_of"] > video["version_of"]
 
 
 def _picture(seed: int) -> np.ndarray:

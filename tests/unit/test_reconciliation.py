@@ -70,3 +70,106 @@ def test_a_curators_must_not_link_keeps_them_apart() -> None:
     }
     decisions = [*two_partitions(0.9), PartitionedDecision(0, constraint)]
     assert CrossPartitionReconciler(0.55).plan(decisions).merges == []
+
+
+# ---- raced items: scored again after the fact -------------------------------------------------
+
+
+class StoredIndex:
+    """The exact in-memory index, with rows by id as the Milvus index serves them."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        from inference.text_encoder import TEXT_DIM
+        from resolution.candidates import InMemoryVectorIndex
+
+        self.index = InMemoryVectorIndex(TEXT_DIM)
+        self.index.upsert_now(rows)
+        self.by_id = {r.content_id: r for r in rows}
+
+    async def rows(self, content_ids: list[str]) -> list[Any]:
+        return [self.by_id[c] for c in content_ids if c in self.by_id]
+
+    async def search(self, vectors: Any, k: int) -> list[list[Any]]:
+        return self.index.search_now(vectors, k)
+
+
+class SameScorer:
+    """p(same) by a fixed table of pairs (the matcher itself is tested elsewhere)."""
+
+    model_version = "fixed"
+
+    def __init__(self, p_same: dict[frozenset[str], float]) -> None:
+        self.p_same = p_same
+        self.asked: list[tuple[str, str]] = []
+
+    async def score(self, pairs: list[Any]) -> list[Any]:
+        from resolution.matcher import PairScore
+
+        out = []
+        for p in pairs:
+            self.asked.append((p.left.content_id, p.right.content_id))
+            same = self.p_same.get(frozenset((p.left.content_id, p.right.content_id)), 0.0)
+            out.append(PairScore({"same": same, "version_of": 0.0, "video_of": 0.0, "none": 1 - same}, {}))
+        return out
+
+
+def stored_row(content_id: str, direction: int) -> Any:
+    import numpy as np
+
+    from inference.text_encoder import TEXT_DIM
+    from resolution.candidates import IndexedRow
+
+    vector = np.zeros(TEXT_DIM, dtype=np.float32)
+    vector[direction] = 1.0
+    meta = {"content_id": content_id, "kind": "recording", "title_core": f"song {direction}"}
+    return IndexedRow(content_id, "", "", vector, f"song {direction}", "", meta)
+
+
+def raced(at_ms: dict[str, int], partitions: dict[str, int]) -> list[PartitionedDecision]:
+    """NEW decisions of a1 and b1 (the same song, one vector) and c1 (another), none of which
+    scored another: each search ran before the other's row was written."""
+    out = []
+    for n, content in enumerate(("a1", "b1", "c1"), start=1):
+        r = {**record(n, "NEW", content, f"ent-{content[0]}"), "decided_at_ms": at_ms[content]}
+        out.append(PartitionedDecision(partitions[content], r))
+    return out
+
+
+def test_items_decided_new_at_once_in_two_partitions_are_scored_again_and_merged() -> None:
+    import asyncio
+
+    from streams.reconciliation import rescore_raced
+
+    index = StoredIndex([stored_row("a1", 0), stored_row("b1", 0), stored_row("c1", 1)])
+    scorer = SameScorer({frozenset(("a1", "b1")): 0.9})
+    decisions = raced({"a1": 1_000, "b1": 1_300, "c1": 1_100}, {"a1": 0, "b1": 1, "c1": 2})
+    rescored = asyncio.run(rescore_raced(decisions, index, scorer, window_s=5.0, k=3))
+    assert {(x.record["content_id"], x.other_content_id) for x in rescored if x.p_same >= 0.55} == {
+        ("a1", "b1"),
+        ("b1", "a1"),
+    }
+    plan = CrossPartitionReconciler(0.55).plan(decisions, rescored)
+    [(merge, _partition)] = plan.merges
+    assert {merge.entity_id, *merge.previous_entity_ids} == {"ent-a", "ent-b"}
+    # Without the second scoring there is no evidence: the workers never compared them.
+    assert CrossPartitionReconciler(0.55).plan(decisions).merges == []
+
+
+def test_only_pairs_that_could_have_raced_are_scored_again() -> None:
+    import asyncio
+
+    from streams.reconciliation import rescore_raced
+
+    index = StoredIndex([stored_row("a1", 0), stored_row("b1", 0), stored_row("c1", 1)])
+    # Far apart in time, or in one partition (one worker decides a partition in order), or
+    # already scored by the later item's own decision: nothing to score again.
+    # (c1, another song, is decided long after both.)
+    far = raced({"a1": 1_000, "b1": 60_000, "c1": 900_000}, {"a1": 0, "b1": 1, "c1": 2})
+    one_partition = raced({"a1": 1_000, "b1": 1_300, "c1": 900_000}, {"a1": 0, "b1": 0, "c1": 2})
+    seen = raced({"a1": 1_000, "b1": 1_300, "c1": 900_000}, {"a1": 0, "b1": 1, "c1": 2})
+    for d in seen:
+        d.record["candidates"] = [{"content_id": c, "p_same": 0.1} for c in ("a1", "b1", "c1")]
+    for decisions in (far, one_partition, seen):
+        scorer = SameScorer({frozenset(("a1", "b1")): 0.9})
+        assert asyncio.run(rescore_raced(decisions, index, scorer, window_s=5.0, k=3)) == []
+        assert scorer.asked == []

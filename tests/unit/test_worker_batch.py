@@ -26,7 +26,7 @@ from settings import REPO_ROOT, KafkaSettings, WorkerSettings
 from streams import faust_adapter, recovery
 from streams.checkpoint import BatchCheckpoint, BatchProcessor, DecisionSender
 from streams.error_policy import HoldOutagesIsolateDefects
-from streams.handler import EventBatchHandler, EventScope, InboundMessage, OutboundRecord
+from streams.handler import WORKER_HEADER, EventBatchHandler, EventScope, InboundMessage, OutboundRecord
 from streams.kafka import topic_names
 from streams.metrics import ResolverMetrics
 from streams.recovery import DecisionLogCatchUp, marker_key
@@ -116,14 +116,16 @@ class NoCatchUp:
         return 0
 
 
-def handler(staged: StagedTable, scope: EventScope | None = None) -> EventBatchHandler:
+def handler(staged: StagedTable, scope: EventScope | None = None, worker_id: str = "") -> EventBatchHandler:
     store = EntityStore(staged, scope.scope) if scope else EntityStore(staged)
     finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 3600.0, BOW_DIM)
     resolver = BatchResolver(
         BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), store, max_candidates=10
     )
     validator = EventValidator(SCHEMAS.content_event, EventLimits.from_settings(WorkerSettings()))
-    return EventBatchHandler(resolver, validator, SCHEMAS, TOPICS, NoOpTracer(), ResolverMetrics(), scope)
+    return EventBatchHandler(
+        resolver, validator, SCHEMAS, TOPICS, NoOpTracer(), ResolverMetrics(), scope, worker_id=worker_id
+    )
 
 
 class Worker:
@@ -173,6 +175,17 @@ def test_decisions_are_acknowledged_before_any_state_is_written() -> None:
     assert w.catch_up.partitions == [0, 1], "each partition caught up before deciding"
     # Every state key is written under its source partition's scope.
     assert dict(w.table.writes)["v:e2"] == 1
+
+
+def test_each_decision_names_the_worker_that_made_it_and_dead_letters_keep_their_headers() -> None:
+    staged = StagedTable(RecordingTable())
+    scope = EventScope(staged.writing_for)
+    w = Worker(batch_handler=handler(staged, scope, worker_id="host-a/123"))
+    w.process([content_message(item(1), 0, 0), InboundMessage(b"not avro", b"k", [], "content-events", 0, 1, 0)])
+    decisions = [r for r in w.produce.sent if r.topic == TOPICS.decisions]
+    dead = [r for r in w.produce.sent if r.topic == TOPICS.dlq]
+    assert len(decisions) == 1 and (WORKER_HEADER, b"host-a/123") in decisions[0].headers
+    assert len(dead) == 1 and WORKER_HEADER not in dict(dead[0].headers), "a dead letter keeps the event's headers"
 
 
 def test_an_outage_holds_the_batch_discards_its_state_and_retries_until_it_passes() -> None:
