@@ -94,10 +94,10 @@ class ChangelogWriter(RecentKeys):
         self.bytes += len(k) + len(v)
 
 
-def synthetic_decision(n: int, tag: str, previous_entity: str | None) -> Decision:
-    """The n-th event's decision: one in three merges into the previous entity of its partition."""
+def synthetic_decision(n: int, tag: str, previous_entity: str | None, merge: bool) -> Decision:
+    """The n-th event's decision: a NEW entity, or (``merge``) a MERGE into ``previous_entity``."""
     content_id = f"cid-{tag}-{n:08d}"
-    merge = previous_entity is not None and n % 3 == 0
+    merge = merge and previous_entity is not None
     entity_id = previous_entity if merge and previous_entity else f"ent-{uuid.uuid5(uuid.NAMESPACE_URL, content_id)}"
     candidates = tuple(
         ScoredCandidate(
@@ -141,14 +141,19 @@ def fill_changelog(settings: Settings, events: int) -> dict[str, float]:
     )
     for future in futures.values():
         future.result()
-    producer = make_producer(k, **{"linger.ms": 50, "batch.size": 1_000_000, "compression.type": "lz4"})
+    # Uncompressed, as Faust writes its changelog: the worker's consumer (aiokafka) has no lz4.
+    producer = make_producer(k, **{"linger.ms": 50, "batch.size": 1_000_000})
     writers = [ChangelogWriter(producer, topic, p) for p in range(k.partitions)]
     stores = [EntityStore(w) for w in writers]
     last_entity: list[str | None] = [None] * k.partitions
     t0 = time.monotonic()
     for n in range(events):
         p = n % k.partitions
-        decision = synthetic_decision(n, settings.worker.app_id, last_entity[p])
+        # One in three of a partition's events merges into the entity its previous event created,
+        # counted per partition: counted on n, with a partition count divisible by 3, partitions
+        # 0 and 3 only ever merged, into one entity that grew past Kafka's message size.
+        merge = (n // k.partitions) % 3 == 2
+        decision = synthetic_decision(n, settings.worker.app_id, last_entity[p], merge)
         stores[p].apply(decision)
         stores[p].note_trace(decision.decision_id, uuid.uuid4().hex, decision.event_id)
         last_entity[p] = decision.entity_id

@@ -143,7 +143,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from content_resolver.composition import build_offline_encoder, build_offline_resolver
+    from content_resolver.composition import build_offline_encoder, build_offline_resolver, with_cross_encoder
     from evaluation.evaluate import evaluate_command
     from evaluation.report import write_report
     from evaluation.summary import summary_lines
@@ -164,7 +164,20 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.model and loaded is None:
         print(f"[evaluate] no model in {args.model}", file=sys.stderr)
         return 1
-    scorer, thresholds = _local_scorer(settings, model_dir)
+    fast, thresholds = _local_scorer(settings, model_dir)
+    # The worker's cross-encoder (when its setting turns it on) on the matcher's uncertain band,
+    # in-process (or the version --cross-encoder names; --no-cross-encoder: the matcher alone).
+    scorer = (
+        fast
+        if args.no_cross_encoder
+        else with_cross_encoder(
+            settings,
+            fast,
+            lambda: thresholds.merge,
+            in_process=True,
+            folder=Path(args.cross_encoder) if args.cross_encoder else None,
+        )
+    )
     encoder = build_offline_encoder(settings, REPO_ROOT / ".cache", args.text_model)
     kinds = ["exact", "milvus"] if args.index == "both" else [args.index]
     if args.ablation:
@@ -178,6 +191,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         args.shuffles,
         args.stream,
     )
+    refined = getattr(scorer, "refined_pairs", None)
+    if refined is not None:
+        print(f"[evaluate] cross-encoder asked about {refined} pairs (matcher p(same) in the uncertain band)")
     reference = loaded[0].model.metadata.get("drift_reference") if loaded else None
     for result in results:
         if reference and result.drift_observations:
@@ -304,6 +320,30 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if feedback is not None:
         stats = model.metadata["provenance"]["data"]["curator-feedback"]
         print(f"[train] curator feedback: {json.dumps({k: v for k, v in stats.items() if k != 'topics'})}")
+    return 0
+
+
+def cmd_train_cross_encoder(args: argparse.Namespace, settings: Settings) -> int:
+    from inference.cross_encoder import is_cross_encoder_dir
+    from inference.model_repository import ModelRepository
+    from training.cross_encoder import CrossEncoderConfig, train_command
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("trained_layers", args.trained_layers)) if v is not None}
+    config = CrossEncoderConfig(seed=args.seed, **overrides)
+    if args.out:
+        out = Path(args.out)
+        repository = ModelRepository(out.parent.parent, out.parent.name, is_cross_encoder_dir)
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        repository = ModelRepository(settings.stack.triton_model_repository, args.model, is_cross_encoder_dir)
+        out = repository.new_version_dir()
+    result = train_command([Path(d) for d in args.dataset], out, config)
+    if out.name.isdigit() and (repository.folder / "config.pbtxt").exists():
+        repository.install_backend(out)  # a version Triton can load
+    print(f"[train-cross-encoder] {result['version']} -> {out} (says same at p >= {result['decision_threshold']:.2f})")
+    for name, cells in result["valid"].items():
+        line = ", ".join(f"{k} {c['pairs']} pairs F1 {c['f1']:.4f}" for k, c in cells.items())
+        print(f"[train-cross-encoder] valid {name} (cross-encoder alone): {line}")
     return 0
 
 
@@ -766,9 +806,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--repeat", type=int, default=1, help="with --through-stack: stream the same order N times, count differences"
     )
+    xenc = s.add_mutually_exclusive_group()
+    xenc.add_argument(
+        "--cross-encoder",
+        help="refine with this cross-encoder version (default: as the worker, RESOLVER_WORKER_CROSS_ENCODER_MODEL)",
+    )
+    xenc.add_argument("--no-cross-encoder", action="store_true", help="the matcher alone, no cross-encoder")
     s.add_argument("--json", help="write the metrics (fractions) to this file")
     s.add_argument("--report", help="write an HTML report with plots and the worst errors")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser(
+        "train-cross-encoder", help="fine-tune the cross-encoder on pair sets; temperature and threshold on tune"
+    )
+    s.add_argument("--dataset", required=True, action="append", help="a pair set folder; repeat for several")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--out", help="the version folder to write, e.g. triton_models/cross_encoder/2")
+    where.add_argument("--model", default="cross_encoder", help="write the next numbered version of this model")
+    s.add_argument("--seed", type=int, default=13)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--trained-layers", type=int, help="top transformer layers fine-tuned (the rest frozen)")
+    s.set_defaults(fn=cmd_train_cross_encoder)
 
     s = sub.add_parser("train", help="train the matcher; thresholds picked on the tune portion")
     s.add_argument("--dataset", required=True, action="append", help="a dataset folder; repeat for several")

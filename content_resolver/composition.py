@@ -21,12 +21,13 @@ from deploy.stack import LocalStack
 from deploy.stack import say as stack_say
 from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.streaming import OfflineResolver
+from inference.cross_encoder import CrossEncoderModel, CrossEncoderVersion, LocalCrossEncoder, is_cross_encoder_dir
 from inference.encoder_paths import encoder_path, load_encoder
 from inference.matcher_model import MatcherModel
 from inference.model_repository import ModelRepository
 from inference.onnx_export import ensure_onnx_models
 from inference.text_encoder import TEXT_DIM
-from inference.triton_client import TritonPairScorer, TritonTextEncoder
+from inference.triton_client import TritonCrossEncoder, TritonPairScorer, TritonTextEncoder
 from media.loading import MediaLimits
 from media.reader import MediaEvidenceReader
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex, VectorIndex
@@ -34,7 +35,7 @@ from resolution.corrections import CorrectionLimits, Corrector
 from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
-from resolution.matcher import PairScorer, RuleScorer
+from resolution.matcher import BandRefinedScorer, PairRefiner, PairScorer, RuleScorer, UncertainBand
 from resolution.media_evidence import MediaMemory, MediaReader
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
@@ -132,12 +133,64 @@ def build_scorer(
     return RuleScorer(), Thresholds(merge=w.merge_threshold, link=w.link_threshold)
 
 
+def cross_encoder_repository(settings: Settings) -> ModelRepository:
+    return ModelRepository(
+        settings.stack.triton_model_repository, settings.worker.cross_encoder_model, is_cross_encoder_dir
+    )
+
+
+def uncertain_band(settings: Settings) -> UncertainBand:
+    return UncertainBand(settings.worker.cross_encoder_band_low, settings.worker.cross_encoder_band_high)
+
+
+def with_cross_encoder(
+    settings: Settings,
+    fast: PairScorer,
+    merge_threshold: Callable[[], float],
+    in_process: bool = False,
+    folder: Path | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> PairScorer:
+    """The fast scorer, refined by the cross-encoder on its uncertain band: the serving version of
+    the repository's ``cross_encoder`` folder (or the version ``folder``), served by Triton or,
+    ``in_process``, run here (``resolver evaluate``). The fast scorer alone when the setting names
+    no model or no version is trained; and the rule baseline is never refined (the band is a
+    learned matcher's uncertainty)."""
+    w = settings.worker
+    if isinstance(fast, RuleScorer) or (folder is None and not w.cross_encoder_model):
+        return fast
+    repository = cross_encoder_repository(settings)
+    version: int | None = None
+    if folder is None:
+        folder = repository.serving_dir()
+        version = repository.served().serving if folder is not None else None
+    if folder is None:
+        return fast
+    refiner: PairRefiner
+    if in_process:
+        refiner = LocalCrossEncoder(CrossEncoderModel.load(folder))
+    else:
+        refiner = TritonCrossEncoder(
+            w.triton_url,
+            CrossEncoderVersion.read(folder),
+            w.cross_encoder_model,
+            version=version,
+            retry_max_s=w.retry_max_s,
+            on_retry=on_retry,
+        )
+    return BandRefinedScorer(fast, refiner, uncertain_band(settings), merge_threshold)
+
+
 async def warm_up(encoder: TritonTextEncoder, scorer: PairScorer) -> bool:
-    """One small request to the text model and the matcher; False when Triton does not answer."""
+    """One small request to the text model, the matcher and the cross-encoder; False when
+    Triton does not answer."""
     try:
         await encoder.encode(["warm-up", "a warm-up title by an artist"])
-        if isinstance(scorer, TritonPairScorer):
-            await scorer.probabilities(np.zeros((2, len(scorer.feature_names)), dtype=np.float32))
+        fast = scorer.fast if isinstance(scorer, BandRefinedScorer) else scorer
+        if isinstance(fast, TritonPairScorer):
+            await fast.probabilities(np.zeros((2, len(fast.feature_names)), dtype=np.float32))
+        if isinstance(scorer, BandRefinedScorer) and isinstance(scorer.refiner, TritonCrossEncoder):
+            await scorer.refiner.texts_probability(["COL title VAL warm-up"], ["COL title VAL a warm-up title"])
     except DependencyUnavailable:
         return False
     return True
@@ -316,11 +369,13 @@ def build_worker(settings: Settings) -> Worker:
             p.thresholds = model.thresholds
         drift.use_reference(model.metadata.get("drift_reference"))
 
-    scorer, thresholds = build_scorer(settings, on_retry, on_version)
-    if isinstance(scorer, TritonPairScorer):
-        drift.use_reference(scorer.model.metadata.get("drift_reference"))
+    fast, thresholds = build_scorer(settings, on_retry, on_version)
+    if isinstance(fast, TritonPairScorer):
+        drift.use_reference(fast.model.metadata.get("drift_reference"))
     policy = DecisionPolicy(thresholds)
     policies.append(policy)
+    # The cross-encoder's answers are mapped onto the merge threshold in force (promotions change it).
+    scorer = with_cross_encoder(settings, fast, lambda: policy.thresholds.merge, on_retry=on_retry)
 
     # A pod's host name in a cluster; the pid tells apart workers that share one host (tests).
     worker_id = f"{socket.gethostname()}/{os.getpid()}"

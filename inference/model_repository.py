@@ -17,6 +17,7 @@ which version serves (``TritonPairScorer``).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,10 +61,13 @@ def served_from_config(config: model_config_pb2.ModelConfig, on_disk: list[int])
 class ModelRepository:
     """One model of the repository: ``<root>/<model>/config.pbtxt`` and ``<root>/<model>/<N>/``."""
 
-    def __init__(self, root: Path, model: str) -> None:
+    def __init__(self, root: Path, model: str, holds_model: Callable[[Path], bool] | None = None) -> None:
+        """``holds_model``: whether a version folder holds a trained model of this kind (by
+        default the matcher's files, ``inference.matcher_model.is_model_dir``)."""
         self.root = Path(root)
         self.model = model
         self.folder = self.root / model
+        self._holds_model = holds_model
 
     def version_dir(self, version: int) -> Path:
         return self.folder / str(version)
@@ -72,9 +76,10 @@ class ModelRepository:
         """Numbered version folders holding a trained model (weights and metadata)."""
         from inference.matcher_model import is_model_dir
 
+        holds = self._holds_model or is_model_dir
         if not self.folder.is_dir():
             return []
-        return sorted(int(p.name) for p in self.folder.iterdir() if p.name.isdigit() and is_model_dir(p))
+        return sorted(int(p.name) for p in self.folder.iterdir() if p.name.isdigit() and holds(p))
 
     def next_version(self) -> int:
         numbered = [int(p.name) for p in self.folder.iterdir() if p.name.isdigit()] if self.folder.is_dir() else []

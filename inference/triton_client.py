@@ -11,6 +11,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from inference.cross_encoder import CrossEncoderVersion, pair_texts
 from inference.matcher_model import MatcherModel, to_scores
 from inference.model_repository import SERVING_KEY
 from inference.text_encoder import TEXT_DIM, TEXT_MODEL_VERSION, EmbeddingCache, text_model_version
@@ -322,6 +323,82 @@ class TritonPairScorer:
             if probabilities is not None:
                 return to_scores(signals, probabilities)
             # A retry found a new serving version: the whole call again, all with that one.
+
+
+class TritonCrossEncoder:
+    """The ``PairRefiner`` protocol over the Triton ``cross_encoder`` model: both records
+    serialised here (``inference.cross_encoder.record_text``), p(same) from one Triton call per
+    batch (split at the model's ``max_batch_size``), retried like the text encoder. ``model``
+    describes the version requests go to (pinned: a new cross-encoder version serves after a
+    worker restart): its version id and decision threshold; the weights stay in Triton."""
+
+    def __init__(
+        self,
+        url: str,
+        model: CrossEncoderVersion,
+        triton_model: str = "cross_encoder",
+        version: int | None = None,
+        max_batch_size: int = 64,
+        retry_max_s: float = 30.0,
+        on_retry: Callable[[str], None] | None = None,
+        credentials_header: dict[str, str] | None = None,
+    ) -> None:
+        self._url = url
+        self._model = triton_model
+        self.version = version
+        self._max_batch_size = max_batch_size
+        self._retry_max_s = retry_max_s
+        self._on_retry = on_retry
+        self._headers = credentials_header or {}
+        self._client: grpcclient.InferenceServerClient | None = None
+        self.model_version = model.version
+        self.decision_threshold = model.decision_threshold
+
+    def _connect(self) -> grpcclient.InferenceServerClient:
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(url=self._url)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._connect().is_model_ready(self._model, headers=self._headers or None))
+        except (InferenceServerException, OSError):
+            return False
+
+    async def same_probability(self, pairs: list[PairInput]) -> np.ndarray:
+        lefts, rights = pair_texts(pairs)
+        return await self.texts_probability(lefts, rights)
+
+    async def texts_probability(self, lefts: list[str], rights: list[str]) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(lefts), self._max_batch_size):
+            part = [
+                np.array([[t.encode("utf-8")] for t in side[start : start + self._max_batch_size]], dtype=np.object_)
+                for side in (lefts, rights)
+            ]
+
+            async def call(part: list[np.ndarray] = part) -> np.ndarray:
+                inputs = []
+                for name, data in zip(("LEFT", "RIGHT"), part, strict=True):
+                    tensor = grpcclient.InferInput(name, list(data.shape), "BYTES")
+                    tensor.set_data_from_numpy(data)
+                    inputs.append(tensor)
+                result = await self._connect().infer(
+                    self._model,
+                    inputs,
+                    model_version="" if self.version is None else str(self.version),
+                    outputs=[grpcclient.InferRequestedOutput("P_SAME")],
+                    headers=self._headers or None,
+                )
+                return result.as_numpy("P_SAME").astype(np.float32).reshape(-1)
+
+            chunks.append(await retried(call, self._url, self._retry_max_s, self._on_retry, self.close))
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
 class TritonMediaEncoder:

@@ -8,6 +8,7 @@ protocol, served by Triton or run in-process.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,7 +37,10 @@ class PairScore:
 
 
 class PairScorer(Protocol):
-    model_version: str
+    # Read-only here: a plain attribute satisfies it, and so does a scorer whose version follows
+    # another's (``BandRefinedScorer``).
+    @property
+    def model_version(self) -> str: ...
 
     async def score(self, pairs: list[PairInput]) -> list[PairScore]: ...
 
@@ -136,3 +140,89 @@ class RuleScorer:
         p_none = max(0.0, 1.0 - p_same - p_version - p_video)
         probs = {"same": p_same, "version_of": p_version, "video_of": p_video, "none": p_none}
         return PairScore(probabilities=probs, signals=s)
+
+
+class PairRefiner(Protocol):
+    """A slower, more exact judge of "same recording" for the pairs the fast scorer leaves
+    uncertain (the cross-encoder, ``inference.cross_encoder``): p(same) per pair."""
+
+    model_version: str
+    # The p(same) at which it says "same" (chosen on its tune pairs).
+    decision_threshold: float
+
+    async def same_probability(self, pairs: list[PairInput]) -> Iterable[float]: ...
+
+
+@dataclass(frozen=True)
+class UncertainBand:
+    """Fast-matcher p(same) in [low, high]: the pair goes to the refiner."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low <= self.high <= 1.0:
+            raise ValueError(f"an uncertain band needs 0 <= low <= high <= 1, not [{self.low}, {self.high}]")
+
+    def holds(self, p_same: float) -> bool:
+        return self.low <= p_same <= self.high
+
+
+def onto_threshold(p: float, own: float, target: float) -> float:
+    """``p`` moved monotonically (piecewise linear) so that the refiner's own decision threshold
+    lands on the policy's merge threshold: the refiner decides, the policy's threshold stays one."""
+    if p < own:
+        return p / own * target if own > 0 else target
+    return target + (p - own) / (1.0 - own) * (1.0 - target) if own < 1 else 1.0
+
+
+def refined(probabilities: dict[str, float], p_same: float) -> dict[str, float]:
+    """The refiner's p(same) in place of the fast scorer's; the rest shared out as before."""
+    rest = 1.0 - probabilities["same"]
+    others = [r for r in RELATIONS if r != "same"]
+    shares = {r: float(r == "none") for r in others} if rest <= 1e-09 else {r: probabilities[r] / rest for r in others}
+    return {"same": p_same, **{r: (1.0 - p_same) * shares[r] for r in others}}
+
+
+class BandRefinedScorer:
+    """The fast scorer for every pair; the refiner, in addition, for the recording pairs whose
+    fast p(same) falls in the uncertain band, its p(same) replacing the fast one (mapped onto
+    the merge threshold ``merge_threshold()`` returns, which follows promotions). The rule
+    evidence (identifiers, performances, other cuts) is applied again after it, so a refiner
+    never overrides hard evidence. ``signals["refined_same"]`` records the refiner's raw p(same)."""
+
+    def __init__(
+        self,
+        fast: PairScorer,
+        refiner: PairRefiner,
+        band: UncertainBand,
+        merge_threshold: Callable[[], float],
+    ) -> None:
+        self.fast = fast
+        self.refiner = refiner
+        self.band = band
+        self._merge_threshold = merge_threshold
+        self.refined_pairs = 0
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.fast.model_version}+{self.refiner.model_version}"
+
+    def in_band(self, pair: PairInput, score: PairScore) -> bool:
+        videos = pair.left.kind.endswith("video") or pair.right.kind.endswith("video")
+        return not videos and self.band.holds(score.probabilities["same"])
+
+    async def score(self, pairs: list[PairInput]) -> list[PairScore]:
+        scores = await self.fast.score(pairs)
+        todo = [n for n, (p, s) in enumerate(zip(pairs, scores, strict=True)) if self.in_band(p, s)]
+        if not todo:
+            return scores
+        p_same = await self.refiner.same_probability([pairs[n] for n in todo])
+        merge = self._merge_threshold()
+        out = list(scores)
+        for n, p in zip(todo, p_same, strict=True):
+            mapped = onto_threshold(float(p), self.refiner.decision_threshold, merge)
+            signals = {**scores[n].signals, "refined_same": float(p)}
+            out[n] = PairScore(with_rule_evidence(refined(scores[n].probabilities, mapped), signals), signals)
+        self.refined_pairs += len(todo)
+        return out

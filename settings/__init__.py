@@ -143,6 +143,13 @@ class WorkerSettings:
     matcher_model: str = "matcher"
     # How often the worker asks Triton which matcher version serves (promotions, rollbacks).
     matcher_refresh_s: float = 2.0
+    # The Triton cross-encoder (inference/cross_encoder.py), asked only about the recording pairs
+    # whose matcher p(same) is in [band_low, band_high] (its p(same) replaces the matcher's there);
+    # "cross_encoder" turns it on. Off by default: the shipped version does not beat the matcher
+    # alone on leak-free itunes-amazon valid pairs (docs/quality.md: dirty +0.02, structured -0.03).
+    cross_encoder_model: str = ""
+    cross_encoder_band_low: float = 0.05
+    cross_encoder_band_high: float = 0.95
     # A shadow worker: resolves the same stream with this matcher version (loaded beside the
     # serving one by `resolver shadow`), in its own consumer group, state, Milvus collection and
     # topics (content_resolver.composition.as_shadow); 0: an ordinary worker.
@@ -213,7 +220,8 @@ class Settings:
         if "TRITON_URL" in env:
             env.setdefault("RESOLVER_WORKER_TRITON_URL", env["TRITON_URL"])
         worker = _section(WorkerSettings, "RESOLVER_WORKER_", env)
-        env.setdefault("RESOLVER_STACK_TRITON_MODELS", f"{worker.text_model or AUTO_TEXT_MODEL},{worker.matcher_model}")
+        served = [worker.text_model or AUTO_TEXT_MODEL, worker.matcher_model, worker.cross_encoder_model]
+        env.setdefault("RESOLVER_STACK_TRITON_MODELS", ",".join(m for m in served if m))
         return cls(
             stack=_section(StackSettings, "RESOLVER_STACK_", env),
             kafka=_section(KafkaSettings, "RESOLVER_KAFKA_", env),

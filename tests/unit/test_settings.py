@@ -15,6 +15,9 @@ def test_triton_loads_the_workers_models_unless_told_otherwise() -> None:
     assert chosen.stack.triton_models == "text_encoder_int8,matcher"
     flags = LocalStack(chosen.stack)._triton_model_flags()
     assert flags == ["--model-control-mode=explicit", "--load-model=text_encoder_int8", "--load-model=matcher"]
+    # The cross-encoder turned on: Triton loads it too.
+    refined = Settings.from_env({"RESOLVER_WORKER_CROSS_ENCODER_MODEL": "cross_encoder"})
+    assert refined.stack.triton_models == "auto,matcher,cross_encoder"
     everything = Settings.from_env({"RESOLVER_STACK_TRITON_MODELS": "*"})
     # The whole repository, still under explicit model control (promote and rollback need it).
     assert LocalStack(everything.stack)._triton_model_flags() == ["--model-control-mode=explicit", "--load-model=*"]
