@@ -28,7 +28,50 @@ class TritonUnavailable(DependencyUnavailable):
     dependency = "triton"
 
 
-class TritonTextEncoder:
+class TritonConnection:
+    """What every client below shares: one lazily opened gRPC channel to Triton, the readiness
+    check of its model, and the one retry loop (``retried``) each call goes through."""
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        retry_max_s: float,
+        on_retry: Callable[[str], None] | None,
+        credentials_header: dict[str, str] | None = None,
+    ) -> None:
+        self._url = url
+        self._model = model
+        self._retry_max_s = retry_max_s
+        self._on_retry = on_retry
+        self._headers = credentials_header or {}
+        self._client: grpcclient.InferenceServerClient | None = None
+
+    def _connect(self) -> grpcclient.InferenceServerClient:
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(url=self._url)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._connect().is_model_ready(self._model, headers=self._headers or None))
+        except (InferenceServerException, OSError):
+            return False
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await retried(call, self._url, self._retry_max_s, self._on_retry, self._reset)
+
+    async def _reset(self) -> None:
+        """After a failed call: the next one opens a new channel."""
+        await self.close()
+
+
+class TritonTextEncoder(TritonConnection):
     """Texts in, (n, 384) L2-normalised float32 vectors out, one request per batch."""
 
     def __init__(
@@ -40,23 +83,13 @@ class TritonTextEncoder:
         credentials_header: dict[str, str] | None = None,
         cache_size: int = 0,
     ) -> None:
-        self._url = url
-        self._model = model
+        super().__init__(url, model, retry_max_s, on_retry, credentials_header)
         # Re-deliveries repeat texts: a bounded LRU skips Triton for them. Its vectors belong to
         # one model version; when the served version changes, it starts empty.
         self.cache = EmbeddingCache(cache_size)
         self._cache_version = ""
-        self._retry_max_s = retry_max_s
-        self._on_retry = on_retry
-        self._headers = credentials_header or {}
-        self._client: grpcclient.InferenceServerClient | None = None
         self.model_version = TEXT_MODEL_VERSION
         self._version_known = False
-
-    def _connect(self) -> grpcclient.InferenceServerClient:
-        if self._client is None:
-            self._client = grpcclient.InferenceServerClient(url=self._url)
-        return self._client
 
     async def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -113,20 +146,6 @@ class TritonTextEncoder:
         self.model_version = text_model_version(precision if runtime == "torch" else f"{runtime}-{precision}")
         self._version_known = True
 
-    async def ready(self) -> bool:
-        try:
-            return bool(await self._connect().is_model_ready(self._model, headers=self._headers or None))
-        except (InferenceServerException, OSError):
-            return False
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
-        return await retried(call, self._url, self._retry_max_s, self._on_retry, self.close)
-
 
 async def retried(
     call: Callable[[], Awaitable[T]],
@@ -182,7 +201,7 @@ class TritonModelControl:
         self._client.close()
 
 
-class TritonPairScorer:
+class TritonPairScorer(TritonConnection):
     """The ``PairScorer`` protocol over the Triton ``matcher`` model. The comparison features are
     computed here (they also explain each decision); the probabilities come from one Triton call
     per batch (split only above the model's ``max_batch_size``), retried like the text encoder.
@@ -212,14 +231,9 @@ class TritonPairScorer:
         refresh_s: float = 2.0,
         on_version: Callable[[int, MatcherModel], None] | None = None,
     ) -> None:
-        self._url = url
-        self._model = triton_model
+        super().__init__(url, triton_model, retry_max_s, on_retry, credentials_header)
         self._matcher = model
         self._max_batch_size = max_batch_size
-        self._retry_max_s = retry_max_s
-        self._on_retry = on_retry
-        self._headers = credentials_header or {}
-        self._client: grpcclient.InferenceServerClient | None = None
         self.model_version = model.version
         self._load_version = load_version
         self.version = version  # the Triton version number requests go to (None: Triton's choice)
@@ -260,24 +274,8 @@ class TritonPairScorer:
         return self._matcher.feature_names
 
     async def _reset(self) -> None:
-        await self.close()
-        self._checked_at = float("-inf")
-
-    def _connect(self) -> grpcclient.InferenceServerClient:
-        if self._client is None:
-            self._client = grpcclient.InferenceServerClient(url=self._url)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    async def ready(self) -> bool:
-        try:
-            return bool(await self._connect().is_model_ready(self._model, headers=self._headers or None))
-        except (InferenceServerException, OSError):
-            return False
+        await super()._reset()
+        self._checked_at = float("-inf")  # and asks Triton which version serves
 
     async def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(n, n_features) -> (n, 4) probabilities, in the order of ``RELATIONS``."""
@@ -306,7 +304,7 @@ class TritonPairScorer:
                 )
                 return result.as_numpy("PROBABILITIES").astype(np.float32)
 
-            chunk = await retried(call, self._url, self._retry_max_s, self._on_retry, self._reset)
+            chunk = await self._retry(call)
             if chunk is None:
                 return None
             chunks.append(chunk)
@@ -325,7 +323,7 @@ class TritonPairScorer:
             # A retry found a new serving version: the whole call again, all with that one.
 
 
-class TritonCrossEncoder:
+class TritonCrossEncoder(TritonConnection):
     """The ``PairRefiner`` protocol over the Triton ``cross_encoder`` model: both records
     serialised here (``inference.cross_encoder.record_text``), p(same) from one Triton call per
     batch (split at the model's ``max_batch_size``), retried like the text encoder. ``model``
@@ -343,32 +341,11 @@ class TritonCrossEncoder:
         on_retry: Callable[[str], None] | None = None,
         credentials_header: dict[str, str] | None = None,
     ) -> None:
-        self._url = url
-        self._model = triton_model
+        super().__init__(url, triton_model, retry_max_s, on_retry, credentials_header)
         self.version = version
         self._max_batch_size = max_batch_size
-        self._retry_max_s = retry_max_s
-        self._on_retry = on_retry
-        self._headers = credentials_header or {}
-        self._client: grpcclient.InferenceServerClient | None = None
         self.model_version = model.version
         self.decision_threshold = model.decision_threshold
-
-    def _connect(self) -> grpcclient.InferenceServerClient:
-        if self._client is None:
-            self._client = grpcclient.InferenceServerClient(url=self._url)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    async def ready(self) -> bool:
-        try:
-            return bool(await self._connect().is_model_ready(self._model, headers=self._headers or None))
-        except (InferenceServerException, OSError):
-            return False
 
     async def same_probability(self, pairs: list[PairInput]) -> np.ndarray:
         lefts, rights = pair_texts(pairs)
@@ -397,11 +374,11 @@ class TritonCrossEncoder:
                 )
                 return result.as_numpy("P_SAME").astype(np.float32).reshape(-1)
 
-            chunks.append(await retried(call, self._url, self._retry_max_s, self._on_retry, self.close))
+            chunks.append(await self._retry(call))
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-class TritonMediaEncoder:
+class TritonMediaEncoder(TritonConnection):
     """Audio clips to chroma embeddings (``audio_chroma``) and frames to hash bits (``image_hash``),
     one request per batch (split at the models' ``max_batch_size``), retried like the text encoder."""
 
@@ -413,22 +390,10 @@ class TritonMediaEncoder:
         retry_max_s: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
-        self._url = url
+        # ready() checks the audio model; the image model loads with it.
+        super().__init__(url, audio_model, retry_max_s, on_retry)
         self._audio_model = audio_model
         self._image_model = image_model
-        self._retry_max_s = retry_max_s
-        self._on_retry = on_retry
-        self._client: grpcclient.InferenceServerClient | None = None
-
-    def _connect(self) -> grpcclient.InferenceServerClient:
-        if self._client is None:
-            self._client = grpcclient.InferenceServerClient(url=self._url)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
     async def _infer(self, model: str, inputs: list[tuple[str, np.ndarray, str]], output: str) -> np.ndarray:
         async def call() -> np.ndarray:
@@ -440,7 +405,7 @@ class TritonMediaEncoder:
             result = await self._connect().infer(model, tensors, outputs=[grpcclient.InferRequestedOutput(output)])
             return result.as_numpy(output).astype(np.float32)
 
-        return await retried(call, self._url, self._retry_max_s, self._on_retry, self.close)
+        return await self._retry(call)
 
     async def chroma(self, clips: list[np.ndarray], max_batch: int = 16) -> np.ndarray:
         """(n, 192) chroma embeddings of mono float32 PCM clips at 11025 Hz."""
