@@ -50,6 +50,8 @@ class StackSettings:
     # Lite run beside this one, with its own state_dir and milvus_port.
     milvus_etcd_port: int = 2379
     milvus_etcd_peer_port: int = 2380
+    # A Milvus start not ready after this long is stopped and started again (deploy/stack.py).
+    milvus_restart_stalled_s: float = 80.0
     jaeger_version: str = "v1.76.0"
     jaeger_otlp_grpc_port: int = 4317
     jaeger_otlp_http_port: int = 4318

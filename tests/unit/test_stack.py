@@ -49,3 +49,33 @@ def test_jaeger_serves_the_fetched_ui_and_says_when_there_is_none(tmp_path: Path
     assert jaeger.env()["JAEGER_UI_ASSETS"] == str(ui)
     stack._jaeger_ui()  # already there: cargo is not run
     assert "assets_path" in (Path(__file__).resolve().parents[2] / "deploy" / "jaeger" / "config.yaml").read_text()
+
+
+def test_a_start_that_stalls_is_restarted_and_then_waited_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    starts: list[int] = []
+    stack = LocalStack(replace(StackSettings(), state_dir=tmp_path, start_timeout_s=1.5))
+
+    def command() -> list[str]:
+        starts.append(len(starts) + 1)
+        return ["sleep", "60"]
+
+    # Like a Milvus Lite start that hangs: only the second process ever becomes ready.
+    svc = Service(
+        name="stalls",
+        port=1,
+        command=command,
+        ready=lambda: len(starts) >= 2,
+        stop_grace_s=2.0,
+        restart_stalled_s=1.0,
+    )
+    stack.services = [svc]
+    stack.fetch = lambda: None  # type: ignore[method-assign]
+    stack.up()
+    said = capsys.readouterr().out
+    assert starts == [1, 2] and "restarting it (1 of 2)" in said
+    pid = stack._pid(svc)
+    assert pid is not None and _pid_alive(pid)
+    stack.down()
+    assert not _pid_alive(pid)
