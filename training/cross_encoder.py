@@ -37,6 +37,7 @@ from inference.cross_encoder import (
 )
 from resolution.model import Relation
 from resolution.normalise import normalise
+from training.matcher import fit_temperature
 
 log = logging.getLogger(__name__)
 _GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
@@ -94,21 +95,6 @@ def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> tuple[flo
     scores = np.array([_f1(labels, probabilities >= t)["f1"] for t in _GRID])
     near = _GRID[scores >= scores.max() - _NEAR_BEST_F1]
     return float(np.round(np.median(near), 2)), float(scores.max())
-
-
-def _fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    log_t = torch.zeros((), requires_grad=True)
-    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
-    loss_fn = nn.BCEWithLogitsLoss()
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        loss = loss_fn(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    return float(log_t.detach().exp().clamp(0.25, 4.0))
 
 
 def _raw_logits(model: CrossEncoderModel, lefts: list[str], rights: list[str]) -> torch.Tensor:
@@ -188,7 +174,9 @@ def _train(
     train_seconds = time.time() - started
     tune_lefts, tune_rights = pair_texts([e.pair for e in tune])
     tune_labels = _labels(tune)
-    temperature = _fit_temperature(_raw_logits(model, tune_lefts, tune_rights), torch.from_numpy(tune_labels))
+    temperature = fit_temperature(
+        _raw_logits(model, tune_lefts, tune_rights), torch.from_numpy(tune_labels), nn.BCEWithLogitsLoss()
+    )
     with torch.no_grad():
         net.temperature.fill_(temperature)
     net.eval()

@@ -199,17 +199,23 @@ def _dataset_weights(examples: Sequence[LabelledExample]) -> np.ndarray:
 
 
 def _fit_temperature(net: MatcherNet, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Temperature scaling (Guo et al. 2017) on the tune portion: one scalar, NLL minimised."""
+    """Temperature scaling on the tune portion, over the net's uncalibrated logits."""
     with torch.no_grad():
         net.temperature.fill_(1.0)
         logits = net.logits(x)
+    return fit_temperature(logits, y, nn.CrossEntropyLoss())
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, loss_fn: nn.Module) -> float:
+    """Temperature scaling (Guo et al. 2017): the one scalar T minimising ``loss_fn(logits / T,
+    labels)``, kept within [0.25, 4]. The matcher (cross-entropy) and the cross-encoder (binary)
+    are both calibrated by it."""
     log_t = torch.zeros((), requires_grad=True)
     optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
-    loss_fn = nn.CrossEntropyLoss()
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
-        loss = loss_fn(logits / log_t.exp(), y)
+        loss = loss_fn(logits / log_t.exp(), labels)
         loss.backward()
         return loss
 
