@@ -9,9 +9,8 @@ step (the baseline) and with it, in alternating order, and reports
 - decisions that differ from a first run without the step (action, relation, entity, linked
   entity, confidence, reason, signals; and the clustering left in the store), for the runs without
   it (the resolver's own run-to-run differences) and with it: expected equal. The recent-writes
-  overlay is a wall-clock window (``RESOLVER_WORKER_RECENT_WINDOW_S``): with it, a slower or faster
-  run sees other recent candidates and a few decisions differ between any two runs; at 0 the
-  offline resolver is deterministic and every difference would be the step's;
+  overlay keeps a count of rows (``RESOLVER_WORKER_RECENT_ROWS``), no wall-clock window any more,
+  so the offline resolver is deterministic and every difference would be the step's;
 - events per second of each, and their ratio, per round and as the median.
 """
 

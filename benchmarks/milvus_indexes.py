@@ -243,7 +243,7 @@ def consistency_study(col: StudyCollection, base: np.ndarray, rng: np.random.Gen
     col.client.insert(col.name, [{"id": i, "vector": v.tolist()} for i, v in zip(ids, fresh, strict=True)])
     bounded, _ = col.search(fresh, params, "Bounded")
     strong, strong_s = col.search(fresh, params, "Strong")
-    recent = RecentWrites(fresh.shape[1], window_s=10.0)
+    recent = RecentWrites(fresh.shape[1], rows=len(fresh))
     recent.add([IndexedRow(str(i), "", "", v, "", "", {}) for i, v in zip(ids, fresh, strict=True)])
     overlay = [
         {int(h.row.content_id) for h in hits} | set(b) for hits, b in zip(recent.search(fresh, K), bounded, strict=True)

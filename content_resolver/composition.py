@@ -245,7 +245,7 @@ def build_batch_resolver(
     its offline resolvers here too, so every setting the worker honours shapes evaluation. The
     media memory is the partition's own, like its entity store."""
     w = settings.worker
-    finder = CandidateFinder(index, w.candidates_k, w.recent_window_s, TEXT_DIM, w.title_candidates_cap)
+    finder = CandidateFinder(index, w.candidates_k, w.recent_rows, TEXT_DIM, w.title_candidates_cap)
     corrector = Corrector(store, correction_limits(settings, policy.thresholds))
     return BatchResolver(
         encoder,

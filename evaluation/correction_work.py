@@ -29,6 +29,7 @@ from resolution.feedback import Feedback
 from resolution.matcher import RuleScorer
 from resolution.model import ContentItem
 from resolution.policy import DecisionPolicy, Thresholds
+from settings import WorkerSettings
 
 OFF = CorrectionLimits(bind_threshold=2.0, conflict_threshold=-1.0)  # no trigger can fire
 
@@ -40,7 +41,7 @@ async def stream(
 
     table: dict[str, Any] = {}
     store = EntityStore(table)
-    finder = CandidateFinder(InMemoryVectorIndex(TEXT_DIM), 10, 10.0, TEXT_DIM)
+    finder = CandidateFinder(InMemoryVectorIndex(TEXT_DIM), 10, WorkerSettings.recent_rows, TEXT_DIM)
     thresholds = Thresholds()
     resolver = BatchResolver(
         encoder, finder, RuleScorer(), DecisionPolicy(thresholds), store, 10, Corrector(store, limits)

@@ -24,6 +24,7 @@ from resolution.matcher import PairScorer
 from resolution.model import ContentItem, Decision
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
+from settings import WorkerSettings
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ResolverConfig:
 
     batch_size: int = 64
     candidates_k: int = 10
-    recent_window_s: float = 10.0
+    recent_rows: int = WorkerSettings.recent_rows  # was a 10 s window: runs differed with their speed
     title_candidates_cap: int = 5
 
 
@@ -61,7 +62,7 @@ def reference_resolver(
     finder = CandidateFinder(
         InMemoryVectorIndex(TEXT_DIM),
         config.candidates_k,
-        config.recent_window_s,
+        config.recent_rows,
         TEXT_DIM,
         config.title_candidates_cap,
     )

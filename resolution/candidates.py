@@ -6,15 +6,15 @@ the artist, most similar first, so that covers by other artists are found when t
 same artist's other songs above them.
 
 The vector index is searched with relaxed (Bounded) consistency, so rows written in the last
-few seconds may be invisible to it. Every row written is also kept here, in memory, for the
-staleness window and searched exactly, so that an item is always compared with the ones that
-arrived just before it, including earlier items of its own batch.
+few seconds may be invisible to it. The last rows written are also kept here, in memory, and
+searched exactly, so that an item is always compared with the ones that arrived just before it,
+including earlier items of its own batch. How many is a count, not a time: what an item is
+compared with then depends on the events before it and their order, not on how fast they came.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -157,34 +157,27 @@ class InMemoryVectorIndex:
 
 
 class RecentWrites:
-    """Rows written within the index's staleness window, searched exactly."""
+    """The last ``rows`` rows written, searched exactly.
 
-    def __init__(self, dim: int, window_s: float, clock: Any = time.monotonic) -> None:
-        self._window_s = window_s
-        self._clock = clock
-        self._written: OrderedDict[str, float] = OrderedDict()
+    A count rather than a wall-clock window (which made a slower run see other candidates): it is
+    sized to cover the index's staleness at the worker's top rate (settings: ``recent_rows``)."""
+
+    def __init__(self, dim: int, rows: int) -> None:
+        self._rows = max(0, rows)
+        self._written: OrderedDict[str, None] = OrderedDict()
         self._index = InMemoryVectorIndex(dim)
 
     def add(self, rows: list[IndexedRow]) -> None:
-        now = self._clock()
         for row in rows:
+            # A re-delivered row is written again: it counts from now.
             self._written.pop(row.content_id, None)
-            self._written[row.content_id] = now
+            self._written[row.content_id] = None
         self._index.upsert_now(rows)
-        self._expire(now)
-
-    def _expire(self, now: float) -> None:
-        stale = []
-        for cid, at in self._written.items():
-            if now - at <= self._window_s:
-                break
-            stale.append(cid)
-        for cid in stale:
-            del self._written[cid]
-        self._index.remove(stale)
+        excess = len(self._written) - self._rows
+        if excess > 0:
+            self._index.remove([self._written.popitem(last=False)[0] for _ in range(excess)])
 
     def search(self, vectors: NDArray[np.float32], k: int) -> list[list[IndexHit]]:
-        self._expire(self._clock())
         return self._index.search_now(vectors, k)
 
     def lookup_keys(self, title_keys: list[str], isrcs: list[str]) -> list[IndexedRow]:
@@ -200,11 +193,11 @@ class RecentWrites:
 class CandidateFinder:
     """Finds, for each item of a batch, the known items it may be the same as or related to."""
 
-    def __init__(self, index: VectorIndex, k: int, recent_window_s: float, dim: int, title_cap: int = 0) -> None:
+    def __init__(self, index: VectorIndex, k: int, recent_rows: int, dim: int, title_cap: int = 0) -> None:
         self._index = index
         self._k = k
         self._title_cap = title_cap
-        self._recent = RecentWrites(dim, recent_window_s)
+        self._recent = RecentWrites(dim, recent_rows)
 
     @property
     def index(self) -> VectorIndex:

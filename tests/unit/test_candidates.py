@@ -75,8 +75,8 @@ def test_prefetch_adds_title_candidates_the_ann_top_k_misses_only_with_a_cap() -
     index.upsert_now([*near, cover])
     query = _vec(1, 0, 0, 0)[None, :]
     keys = ["georgia on my mind|ray charles"]
-    off = CandidateFinder(index, 2, 10.0, DIM)
-    on = CandidateFinder(index, 2, 10.0, DIM, title_cap=3)
+    off = CandidateFinder(index, 2, 5000, DIM)
+    on = CandidateFinder(index, 2, 5000, DIM, title_cap=3)
     without = asyncio.run(off.prefetch(query, keys, [""], ["georgia on my mind"]))[0]
     with_titles = asyncio.run(on.prefetch(query, keys, [""], ["georgia on my mind"]))[0]
     assert "cover" not in {c.content_id for c in without}
@@ -85,7 +85,7 @@ def test_prefetch_adds_title_candidates_the_ann_top_k_misses_only_with_a_cap() -
 
 
 def test_recent_writes_are_searched_by_title_too() -> None:
-    finder = CandidateFinder(InMemoryVectorIndex(DIM), 1, 3600.0, DIM, title_cap=2)
+    finder = CandidateFinder(InMemoryVectorIndex(DIM), 1, 5000, DIM, title_cap=2)
     finder.remember(
         [
             _row("n0", "Other Song", "Ray Charles", _vec(1, 0, 0, 0)),
@@ -105,7 +105,7 @@ def _resolve_twice(title_cap: int) -> list[str]:
     from resolution.resolver import BatchResolver
     from tests.unit.text_fakes import BOW_DIM, BagOfWordsEncoder
 
-    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 2, 3600.0, BOW_DIM, title_cap=title_cap)
+    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 2, 5000, BOW_DIM, title_cap=title_cap)
     resolver = BatchResolver(
         BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), EntityStore({}), max_candidates=2
     )

@@ -37,7 +37,7 @@ class Offline:
     def __init__(self) -> None:
         self.table: dict[str, Any] = {}
         self.store = EntityStore(self.table)
-        finder = CandidateFinder(InMemoryVectorIndex(DIM), 10, 3600.0, DIM)
+        finder = CandidateFinder(InMemoryVectorIndex(DIM), 10, 100_000, DIM)
         self.resolver = BatchResolver(
             BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), self.store, max_candidates=10
         )

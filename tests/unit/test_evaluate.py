@@ -18,7 +18,7 @@ from resolution.policy import Thresholds
 from tests.unit.text_fakes import trigram_encoder
 
 THRESHOLDS = Thresholds(merge=0.5, link=0.5)
-CONFIG = ResolverConfig(batch_size=3, candidates_k=5, recent_window_s=10.0)
+CONFIG = ResolverConfig(batch_size=3, candidates_k=5)
 
 
 class TruthScorer:

@@ -161,7 +161,7 @@ def _item(
 
 
 def _resolver(reader: Any) -> BatchResolver:
-    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 10.0, BOW_DIM)
+    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 5000, BOW_DIM)
     return BatchResolver(
         BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), EntityStore({}), media=reader
     )

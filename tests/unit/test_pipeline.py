@@ -49,7 +49,7 @@ class FailingScorer(RuleScorer):
 
 def resolver(chunk: int, encoder: Any = None, scorer: Any = None) -> tuple[BatchResolver, dict[str, Any]]:
     table: dict[str, Any] = {}
-    finder = CandidateFinder(InMemoryVectorIndex(DIM), 10, 3600.0, DIM)
+    finder = CandidateFinder(InMemoryVectorIndex(DIM), 10, 100_000, DIM)
     return (
         BatchResolver(
             encoder or BagOfWordsEncoder(),

@@ -118,7 +118,7 @@ class NoCatchUp:
 
 def handler(staged: StagedTable, scope: EventScope | None = None, worker_id: str = "") -> EventBatchHandler:
     store = EntityStore(staged, scope.scope) if scope else EntityStore(staged)
-    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 3600.0, BOW_DIM)
+    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 100_000, BOW_DIM)
     resolver = BatchResolver(
         BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), store, max_candidates=10
     )
