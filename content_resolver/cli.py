@@ -190,6 +190,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         offlines,
         args.shuffles,
         args.stream,
+        repeat=args.repeat,
     )
     refined = getattr(scorer, "refined_pairs", None)
     if refined is not None:
@@ -804,7 +805,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="produce the set to Kafka, let a real worker decide, export its clusters and score them",
     )
     s.add_argument(
-        "--repeat", type=int, default=1, help="with --through-stack: stream the same order N times, count differences"
+        "--repeat",
+        type=int,
+        default=1,
+        help="stream the first order N times (offline or --through-stack), count decisions and clusters that differ",
     )
     xenc = s.add_mutually_exclusive_group()
     xenc.add_argument(

@@ -31,9 +31,9 @@ from evaluation.metrics import bcubed_prf, pairwise_prf
 from evaluation.pair_examples import cluster_key, pair_set_examples
 from evaluation.pair_scoring import pair_details, pair_prf
 from evaluation.splits import cluster_portion, in_split
-from evaluation.streaming import OfflineResolver, seeded_order, stream_items
+from evaluation.streaming import OfflineResolver, StreamOutcome, seeded_order, stream_items
 from resolution.drift import decision_signals
-from resolution.model import ContentItem
+from resolution.model import ContentItem, Decision
 from resolution.normalise import normalise
 from resolution.policy import DecisionPolicy
 
@@ -61,7 +61,10 @@ async def evaluate_clusters(
     progress: bool = True,
     at_once: bool = True,
     stream: str = "all",
+    repeat: int = 1,
 ) -> EvaluationResult:
+    """``repeat`` > 1: the first order is streamed that many times in all (fresh state each time)
+    and the decisions and final clusters that differ from the first run are counted."""
     if stream not in STREAM_CHOICES:
         raise ValueError(f"stream must be one of {STREAM_CHOICES}, not {stream!r}")
     assert ds.truth is not None
@@ -78,6 +81,7 @@ async def evaluate_clusters(
     offline.encoder.prefill([n.embed_text for n in norms.values()], progress=progress)
     runs: list[dict[str, Any]] = []
     details: EvaluationResult | None = None
+    repeats: list[StreamOutcome] = []
     for seed in range(shuffles):
         order = seeded_order(streamed, seed)
         async with offline.fresh() as (resolver, store):
@@ -85,6 +89,15 @@ async def evaluate_clusters(
                 order, resolver, store, offline.batch_size, progress, label=f"order {seed + 1}/{shuffles}"
             )
         runs.append({"seed": seed, **stream_quality(outcome, truth, with_work, scored)})
+        if seed == 0:
+            repeats.append(outcome)
+            for run_no in range(1, repeat):
+                async with offline.fresh() as (resolver, store):
+                    repeats.append(
+                        await stream_items(
+                            order, resolver, store, offline.batch_size, progress, label=f"order 1 again ({run_no})"
+                        )
+                    )
         if details is None:
             details = stream_details(outcome, truth, norms, scored)
             details.drift_observations = [decision_signals(d) for d in outcome.decisions.values()]
@@ -128,8 +141,48 @@ async def evaluate_clusters(
         metrics["work_candidate_recall"] = float(np.mean([r["work_candidate_recall"] for r in runs]))
     if at_once:
         metrics["at_once"] = await _at_once(ids, norms, truth, offline, with_work, progress)
+    if repeat > 1:
+        metrics["determinism"] = determinism(repeats)
     details.metrics = metrics
     return details
+
+
+def _said(d: Decision) -> tuple[Any, ...]:
+    """What a decision says: action, relation, entity, linked entity, confidence to 6 places (the
+    order of application, ``sequence``, is left out: it is stamped from the clock and only orders)."""
+    return (
+        d.action.value,
+        d.relation.value if d.relation else None,
+        d.entity_id,
+        d.related_entity_id,
+        round(d.confidence, 6),
+    )
+
+
+def cluster_members(entity_of: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Each record's final entity as the sorted ids of its members."""
+    members: dict[str, list[str]] = {}
+    for cid, entity in entity_of.items():
+        members.setdefault(entity, []).append(cid)
+    return {cid: tuple(sorted(group)) for group in members.values() for cid in group}
+
+
+def determinism(outcomes: list[StreamOutcome]) -> dict[str, int]:
+    """Records whose decision, or whose final cluster, differs between any run and the first."""
+    first, rest = outcomes[0], outcomes[1:]
+    said = {c: _said(d) for c, d in first.decisions.items()}
+    decisions = sum(
+        1 for c in first.order if any(c not in o.decisions or _said(o.decisions[c]) != said.get(c) for o in rest)
+    )
+    members = cluster_members(first.entity_of)
+    others = [cluster_members(o.entity_of) for o in rest]
+    clusters = sum(1 for c in first.order if any(m.get(c) != members[c] for m in others))
+    return {
+        "runs": len(outcomes),
+        "records": len(first.order),
+        "decisions_differing": decisions,
+        "clusters_differing": clusters,
+    }
 
 
 async def _at_once(
@@ -193,11 +246,12 @@ async def evaluate_dataset(
     shuffles: int = 3,
     progress: bool = True,
     stream: str = "all",
+    repeat: int = 1,
 ) -> list[EvaluationResult]:
     if ds.pairs is not None:
         return [await evaluate_pairs(ds, split, offline, progress)]
     if ds.truth is not None:
-        return [await evaluate_clusters(ds, split, offline, shuffles, progress=progress, stream=stream)]
+        return [await evaluate_clusters(ds, split, offline, shuffles, progress=progress, stream=stream, repeat=repeat)]
     raise ValueError(f"{ds.path}: neither pairs.csv nor truth.csv")
 
 
@@ -208,6 +262,7 @@ def evaluate_command(
     shuffles: int = 3,
     stream: str = "all",
     on_result: Callable[[EvaluationResult], None] | None = None,
+    repeat: int = 1,
 ) -> list[EvaluationResult]:
     """What ``resolver evaluate`` runs for one dataset folder, once per resolver (exact, Milvus)."""
     import asyncio
@@ -217,7 +272,7 @@ def evaluate_command(
     ds = load_dataset(Path(dataset_dir))
     results: list[EvaluationResult] = []
     for offline in offlines:
-        for result in asyncio.run(evaluate_dataset(ds, split, offline, shuffles, stream=stream)):
+        for result in asyncio.run(evaluate_dataset(ds, split, offline, shuffles, stream=stream, repeat=repeat)):
             results.append(result)
             if on_result is not None:
                 on_result(result)

@@ -40,6 +40,12 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     if "work_candidate_recall" in metrics:
         recall += f" (work {metrics['work_candidate_recall']:.4f})"
     lines.append(recall + f"; {metrics['events_per_s']:.0f} events/s (embeddings cached)")
+    if "determinism" in metrics:
+        d = metrics["determinism"]
+        lines.append(
+            f"  determinism over {d['runs']} runs of the first order: {d['decisions_differing']} of {d['records']} "
+            f"decisions and {d['clusters_differing']} final clusters differ from the first run"
+        )
     if "at_once" in metrics:
         once = metrics["at_once"]
         line = f"  at once: pairwise {_prf(once['pairwise'])}; b-cubed F1 {once['bcubed']['f1']:.4f}"

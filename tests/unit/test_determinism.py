@@ -15,6 +15,8 @@ import importlib.util
 import itertools
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,7 @@ import pytest
 
 import resolution.candidates as candidates_module
 from evaluation.sample_catalogue import generate_catalogue
-from evaluation.streaming import seeded_order
+from evaluation.streaming import seeded_order, stream_items
 from resolution.candidates import IndexedRow, RecentWrites
 from resolution.entities import EntityStore
 from resolution.matcher import RuleScorer
@@ -101,3 +103,37 @@ def test_recent_writes_keep_the_last_rows_written_by_count() -> None:
     recent.add([_row("r4")])
     found = {h.row.content_id for hits in recent.search(np.eye(4, dtype=np.float32), 3) for h in hits}
     assert found == {"r1", "r3", "r4"}
+
+
+def test_evaluate_repeat_counts_decisions_and_clusters_that_differ(tmp_path: Path) -> None:
+    from evaluation.datasets import Dataset
+    from evaluation.evaluate import determinism, evaluate_clusters
+    from evaluation.streaming import ResolverConfig, StreamOutcome, reference_offline
+    from tests.unit.text_fakes import trigram_encoder
+
+    items, truth = generate_catalogue(seed=2, songs=20)
+    ds = Dataset("sample", tmp_path, [i for i in items if i.content_id in truth], truth)
+    offline = reference_offline(trigram_encoder(tmp_path), RuleScorer(), Thresholds(), ResolverConfig(batch_size=8))
+    result = asyncio.run(evaluate_clusters(ds, "all", offline, shuffles=1, progress=False, at_once=False, repeat=3))
+    assert result.metrics["determinism"] == {
+        "runs": 3,
+        "records": len(ds.items),
+        "decisions_differing": 0,
+        "clusters_differing": 0,
+    }
+
+    # The count itself: a run whose one record went elsewhere differs in that decision and in
+    # the clusters of the records it left and joined.
+    async def one_run() -> StreamOutcome:
+        async with offline.fresh() as (resolver, store):
+            return await stream_items(seeded_order(ds.items, 0), resolver, store, 8, progress=False)
+
+    first, second = asyncio.run(one_run()), asyncio.run(one_run())
+    moved = next(c for c, d in second.decisions.items() if d.action.value == "MERGE")
+    second.decisions[moved] = replace(second.decisions[moved], entity_id="elsewhere")
+    second.entity_of[moved] = "elsewhere"
+    counted = determinism([first, second])
+    assert counted["decisions_differing"] == 1
+    assert counted["clusters_differing"] == len(
+        [c for c in first.entity_of if first.entity_of[c] == first.entity_of[moved]]
+    )
