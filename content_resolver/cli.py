@@ -310,7 +310,21 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     else:
         repository = ModelRepository(settings.stack.triton_model_repository, args.model)
         out = repository.new_version_dir()
-    model = train_command([Path(d) for d in args.dataset], out, REPO_ROOT / ".cache", config, feedback)
+    media_reader = None
+    if args.media_set:
+        from content_resolver.composition import build_media_reader
+
+        # Every file is read once, within the worker's bounds.
+        media_reader = build_media_reader(settings, cache_items=100_000)
+    model = train_command(
+        [Path(d) for d in args.dataset],
+        out,
+        REPO_ROOT / ".cache",
+        config,
+        feedback,
+        media_sets=[Path(d) for d in args.media_set],
+        media_reader=media_reader,
+    )
     if out.name.isdigit() and (repository.folder / "config.pbtxt").exists():
         repository.install_backend(out)  # a version Triton can load
     t = model.thresholds
@@ -838,6 +852,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", help="the model version folder to write, e.g. triton_models/matcher/1")
     where.add_argument("--model", default="matcher", help="write the next numbered version of this model (default)")
     s.add_argument("--feedback", action="store_true", help="also learn from the verdicts on resolution-feedback")
+    s.add_argument(
+        "--media-set",
+        action="append",
+        default=[],
+        help="a generated media set (resolver media generate --split fit|tune): every pair, with its audio and "
+        "image similarities, in the portion its split names; repeat for several",
+    )
     s.add_argument("--seed", type=int, default=13)
     s.add_argument("--epochs", type=int)
     s.add_argument("--hidden", type=int)

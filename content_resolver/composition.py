@@ -259,6 +259,7 @@ def build_batch_resolver(
         media=media,
         media_memory=MediaMemory(w.media_memory_items),
         media_candidates=w.media_candidates,
+        media_rule=w.media_fusion_rule,
     )
 
 
@@ -336,6 +337,7 @@ def build_offline_resolver(
         "corrections": f"conflict<={limits.conflict_threshold} max_entities={limits.max_entities} "
         f"max_members={limits.max_members}",
         "media": "+".join(sorted(modalities)) if media is not None else "off",
+        "media_rule": w.media_fusion_rule,
     }
     return OfflineResolver(encoder, scorer, thresholds, w.batch_size, w.candidates_k, fresh, description)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from resolution.features import pair_signals_batch
+from resolution.features import MEDIA_FEATURE_NAMES, pair_signals_batch
 from resolution.matcher import RELATIONS, PairInput, PairScore, with_rule_evidence
 from resolution.policy import Thresholds
 
@@ -115,13 +115,18 @@ class MatcherModel:
 
 
 def pair_features(pairs: list[PairInput], names: tuple[str, ...]) -> tuple[list[dict[str, float]], np.ndarray]:
-    """Each pair's signals (for the decision's explanation) and the model's feature matrix."""
+    """Each pair's signals (for the decision's explanation), its media similarities among them
+    where it has any, and the model's feature matrix (a media feature the pair lacks is 0)."""
     signals = pair_signals_batch([(p.left, p.right) for p in pairs], [p.text_cosine for p in pairs])
-    missing = [n for n in names if signals and n not in signals[0]]
+    for s, p in zip(signals, pairs, strict=True):
+        if p.media is not None:
+            s.update(p.media)
+    missing = [n for n in names if signals and n not in signals[0] and n not in MEDIA_FEATURE_NAMES]
     if missing:
         raise ValueError(f"the model needs features that pair_signals_batch no longer computes: {missing}")
-    matrix = np.array([[s[n] for n in names] for s in signals], dtype=np.float32).reshape(len(pairs), len(names))
-    return signals, matrix
+    # Every pair has the text signals (checked on the first); only media ones may be absent (0).
+    matrix = np.array([[s.get(n, 0.0) for n in names] for s in signals], dtype=np.float32)
+    return signals, matrix.reshape(len(pairs), len(names))
 
 
 def to_scores(signals: list[dict[str, float]], probabilities: np.ndarray) -> list[PairScore]:

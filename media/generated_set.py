@@ -21,6 +21,7 @@ image is the video's own key frame).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 import shutil
@@ -47,6 +48,37 @@ IMAGE_DUPLICATES = ("crop", "resize", "overlay", "reencode", "crop+overlay")
 # GM programs for versions: strings, church organ, flute, choir, nylon guitar, brass section.
 VERSION_PROGRAMS = {"strings": 48, "organ": 19, "flute": 73, "choir": 52, "guitar": 24, "brass": 61}
 TEMPO_FACTORS = (0.8, 0.88, 1.12, 1.25)
+# What a set is for. "eval" is the set every figure is measured on (any seed: the sources it
+# picks are the seed's, as before). "fit" and "tune" sets train the matcher's media features:
+# they never use a source (Wesnoth track, chorale, cover image) of the evaluation sets
+# (``EVAL_SEED`` at the sizes in ``EVAL_SIZES``), and a source belongs to fit or to tune by a hash
+# of its name, so the two share none either, whatever their seeds.
+SPLITS = ("eval", "fit", "tune")
+EVAL_SEED = 12
+EVAL_SIZES = ("tiny", "small")
+
+
+def track_name(track: Path) -> str:
+    return f"wesnoth-{track.stem.replace('_', '-')}"
+
+
+def chorale_name(path: str) -> str:
+    return f"chorale-{Path(path).stem.replace('bwv', '').replace('.', '-')}"
+
+
+def image_name(source: Path) -> str:
+    return f"img-{source.stem}"
+
+
+def source_split(name: str) -> str:
+    """The training split ("fit" or "tune") a source not used by the evaluation sets belongs to."""
+    return ("fit", "tune")[hashlib.sha1(name.encode()).digest()[0] % 2]
+
+
+def set_sources(items: Sequence[MediaItem]) -> frozenset[str]:
+    """The sources a set's items were made from (studio and version names, cover image ids)."""
+    names = {i.content_id for i in items if i.role == "studio"} | {i.image_id for i in items}
+    return frozenset(names)
 
 
 @dataclass(frozen=True)
@@ -142,33 +174,49 @@ def _titled(stem: str) -> str:
 
 
 class MediaSetBuilder:
-    def __init__(self, folder: Path, seed: int, size: str) -> None:
+    def __init__(
+        self, folder: Path, seed: int, size: str, split: str = "eval", excluded: frozenset[str] = frozenset()
+    ) -> None:
         if size not in SIZES:
             raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
         self.folder = folder
         self.rng = random.Random(seed)
         self.seed = seed
         self.size = size
+        self.split = split
+        self.excluded = excluded
         self.items: list[MediaItem] = []
-        self._images: list[Path] = sorted(
-            [*(WESNOTH_IMAGES / "story").glob("*.jpg"), *(WESNOTH_IMAGES / "portraits" / "humans").glob("*.png")]
-        )
+        self._images: list[Path] = [
+            p
+            for p in sorted(
+                [*(WESNOTH_IMAGES / "story").glob("*.jpg"), *(WESNOTH_IMAGES / "portraits" / "humans").glob("*.png")]
+            )
+            if self._usable(image_name(p))
+        ]
         self.rng.shuffle(self._images)
         self._next_image = 0
 
     # ---- sources ----------------------------------------------------------------------------
 
+    def _usable(self, name: str) -> bool:
+        """Every source for an evaluation set; for fit / tune, only that split's own sources."""
+        return self.split == "eval" or (name not in self.excluded and source_split(name) == self.split)
+
     def _cover(self, name: str) -> tuple[Path, str]:
-        if self._next_image >= len(self._images):
+        if not self._images or (self.split == "eval" and self._next_image >= len(self._images)):
             raise RuntimeError(f"only {len(self._images)} source images in {WESNOTH_IMAGES}")
-        source = self._images[self._next_image]
+        # A training split has fewer pictures than it needs (81 in all, the evaluation sets take
+        # theirs first): it deals them again, as an album gives one cover to several recordings.
+        source = self._images[self._next_image % len(self._images)]
         self._next_image += 1
         out = self.folder / "images" / f"{name}.jpg"
         _ffmpeg("-i", str(source), "-vf", "scale=480:480:flags=bicubic", "-q:v", "3", str(out))
         return out, f"img-{source.stem}"
 
     def _wesnoth_tracks(self, count: int) -> list[Path]:
-        tracks = sorted(p for p in WESNOTH_MUSIC.glob("*.ogg") if "-old" not in p.stem)
+        tracks = sorted(p for p in WESNOTH_MUSIC.glob("*.ogg") if "-old" not in p.stem and self._usable(track_name(p)))
         self.rng.shuffle(tracks)
         chosen = []
         for track in tracks:
@@ -342,7 +390,7 @@ class MediaSetBuilder:
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         n_wesnoth, n_chorales, n_dup, n_versions = SIZES[self.size]
         for track in self._wesnoth_tracks(n_wesnoth):
-            name = f"wesnoth-{track.stem.replace('_', '-')}"
+            name = track_name(track)
             progress(name)
             master = self.folder / "audio" / f"{name}.wav"
             start = self.rng.uniform(10.0, _duration_s(track) - EXCERPT_S - 10.0)
@@ -352,11 +400,15 @@ class MediaSetBuilder:
 
         from music21 import corpus
 
-        chorales = sorted(str(p) for p in corpus.getComposer("bach") if p.suffix in (".mxl", ".xml"))
+        chorales = sorted(
+            str(p)
+            for p in corpus.getComposer("bach")
+            if p.suffix in (".mxl", ".xml") and self._usable(chorale_name(str(p)))
+        )
         self.rng.shuffle(chorales)
         for path in chorales[:n_chorales]:
             stem = Path(path).stem.replace("bwv", "")
-            name = f"chorale-{stem.replace('.', '-')}"
+            name = chorale_name(path)
             progress(name)
             title, artist, work = f"Chorale BWV {stem}", "J. S. Bach Ensemble", f"work-{name}"
             master = self.folder / "audio" / f"{name}.wav"
@@ -411,6 +463,9 @@ class MediaSetBuilder:
         manifest = {
             "seed": self.seed,
             "size": self.size,
+            "split": self.split,
+            "sources_used": sorted(set_sources(self.items)),
+            "sources_excluded": sorted(self.excluded),
             "items": len(self.items),
             "roles": {r: sum(i.role == r for i in self.items) for r in sorted({i.role for i in self.items})},
             "seconds": round(seconds, 1),
@@ -425,20 +480,33 @@ class MediaSetBuilder:
         (self.folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def default_folder(seed: int, size: str) -> Path:
+def default_folder(seed: int, size: str, split: str = "eval") -> Path:
     from settings import REPO_ROOT
 
-    return REPO_ROOT / ".cache" / "media" / f"set-{size}-{seed}"
+    name = f"set-{size}-{seed}" if split == "eval" else f"set-{split}-{size}-{seed}"
+    return REPO_ROOT / ".cache" / "media" / name
 
 
-def generate(seed: int = 12, size: str = "small", folder: Path | None = None, fresh: bool = False) -> MediaSet:
-    """The set for (seed, size), built once and reused from the cache folder."""
-    folder = folder or default_folder(seed, size)
+def evaluation_sources() -> frozenset[str]:
+    """The sources of the evaluation sets (seed ``EVAL_SEED``, sizes ``EVAL_SIZES``), built first
+    where missing: a training set must share none of them."""
+    names: set[str] = set()
+    for size in EVAL_SIZES:
+        names |= set_sources(generate(EVAL_SEED, size).items)
+    return frozenset(names)
+
+
+def generate(
+    seed: int = 12, size: str = "small", folder: Path | None = None, fresh: bool = False, split: str = "eval"
+) -> MediaSet:
+    """The set for (seed, size, split), built once and reused from the cache folder."""
+    folder = folder or default_folder(seed, size, split)
     if not fresh and (folder / "manifest.json").exists():
         return MediaSet.load(folder)
     missing = missing_tools()
     if missing:
         raise RuntimeError("cannot build the media set, missing: " + ", ".join(missing))
+    excluded = evaluation_sources() if split != "eval" else frozenset()
     if folder.exists():
         shutil.rmtree(folder)
-    return MediaSetBuilder(folder, seed, size).build()
+    return MediaSetBuilder(folder, seed, size, split, excluded).build()

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
+from resolution.media_evidence import MEDIA_SIGNALS
 from resolution.normalise import VERSION_TAGS, NormalisedItem, is_placeholder_title
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -327,6 +328,19 @@ def _pair_signals(
         # (0 when the tags agree or a length is unknown; 1 from a minute on).
         "performance_duration_gap": min(duration_diff, _GAP_SCALE_S) / _GAP_SCALE_S if performance_differs else 0.0,
     }
+
+
+# The media similarities (``resolution.media_evidence.media_signals``) are features too, but a
+# pair carries them only where both sides have media: absent, they read 0 with ``*_compared`` 0,
+# which is what the matcher was trained to see for a pair without media.
+MEDIA_FEATURE_NAMES: tuple[str, ...] = MEDIA_SIGNALS
+
+
+def feature_value(signals: dict[str, float], name: str) -> float:
+    """One model input from a pair's signals: a media feature the pair lacks is 0."""
+    if name in MEDIA_FEATURE_NAMES:
+        return float(signals.get(name, 0.0))
+    return float(signals[name])
 
 
 def feature_vector(signals: dict[str, float]) -> NDArray[np.float32]:

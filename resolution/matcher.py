@@ -8,7 +8,7 @@ protocol, served by Triton or run in-process.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,9 @@ class PairInput:
     left: NormalisedItem
     right: NormalisedItem
     text_cosine: float
+    # The pair's media similarities (``resolution.media_evidence.media_signals``), None where
+    # either side has no media: a learned matcher reads them as features (0 when absent).
+    media: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class BatchResolver:
         media: MediaReader | None = None,
         media_memory: MediaMemory | None = None,
         media_candidates: int = 3,
+        media_rule: bool = True,
     ) -> None:
         self._encoder = encoder
         self._finder = finder
@@ -112,11 +113,14 @@ class BatchResolver:
         self._last_sequence = 0
         # 0: the whole batch is one chunk (no overlap).
         self._pipeline_chunk = pipeline_chunk
-        # Audio and image evidence: read per batch, remembered for later items, fused after the
-        # scorer; without a reader every item is resolved on text alone, exactly as before.
+        # Audio and image evidence: read per batch, remembered for later items, given to the
+        # scorer with each pair (a learned matcher reads the similarities as features) and, with
+        # ``media_rule``, fused after it by the hand rule (``with_media_evidence``); without a
+        # reader every item is resolved on text alone, exactly as before.
         self._media = media
         self._media_memory = media_memory if media_memory is not None else MediaMemory()
         self._media_candidates = media_candidates
+        self._media_rule = media_rule
 
     @property
     def model_version(self) -> str:
@@ -244,10 +248,14 @@ class BatchResolver:
         clock.start("score")
         per_item = self._gather(norms, vectors, prefetched)
         self._add_media_candidates(norms, vectors, evidence, per_item)
-        pairs = [PairInput(norms[i], _meta_item(c), c.similarity) for i, cands in enumerate(per_item) for c in cands]
-        scores = await self._scorer.score(pairs) if pairs else []
         in_chunk = {n.content_id: e for n, e in zip(norms, evidence, strict=True)}
-        pair_media = [self._pair_media(evidence[i], c, in_chunk) for i, cands in enumerate(per_item) for c in cands]
+        flat = [(i, c) for i, found in enumerate(per_item) for c in found]
+        # The media similarities go to the scorer with the pair: a learned matcher reads them.
+        pair_media = [self._pair_media(evidence[i], c, in_chunk) for i, c in flat]
+        pairs = [
+            PairInput(norms[i], _meta_item(c), c.similarity, m) for (i, c), m in zip(flat, pair_media, strict=True)
+        ]
+        scores = await self._scorer.score(pairs) if pairs else []
 
         clock.start("decide")
         cursor = 0
@@ -265,7 +273,8 @@ class BatchResolver:
                 media = pair_media[cursor - 1]
                 if media is not None:
                     signals = {**signals, **media}
-                    probabilities = with_media_evidence(probabilities, signals)
+                    if self._media_rule:
+                        probabilities = with_media_evidence(probabilities, signals)
                 relation = Relation(max(("same", "version_of", "video_of"), key=lambda r: probabilities[r]))
                 scored.append(ScoredCandidate(current, relation, probabilities[relation.value], probabilities, signals))
             considered += len(scored)

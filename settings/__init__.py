@@ -120,6 +120,9 @@ class WorkerSettings:
     media_concurrency: int = 2  # files read at once
     media_memory_items: int = 20_000  # items whose evidence is kept for comparisons, per partition
     media_candidates: int = 3  # items found by sound (or picture) per item, whatever their titles
+    # The hand rule after the scorer (resolution/media_evidence.py: with_media_evidence); the
+    # learned matcher reads the media similarities as features either way (docs/media.md).
+    media_fusion_rule: bool = True
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
     # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and

@@ -30,9 +30,10 @@ from evaluation.pair_examples import PairExample, dataset_examples
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import FIT, TUNE, VALID, cluster_portion
 from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
-from resolution.features import FEATURE_NAMES, pair_signals
+from resolution.features import FEATURE_NAMES, MEDIA_FEATURE_NAMES, feature_value, pair_signals
 from resolution.feedback import Feedback
 from resolution.matcher import RELATIONS, PairScorer
+from resolution.media_evidence import MediaReader
 from resolution.model import ContentItem
 from resolution.normalise import normalise
 from resolution.policy import DecisionPolicy, Thresholds
@@ -45,7 +46,8 @@ _NEAR_BEST_F1 = 0.002
 # "same_source" stays a signal in decisions but not a model input: in the golden sets each source
 # is duplicate-free, so the model would learn "same source, never the same recording", which a
 # real feed re-delivering a track contradicts.
-MODEL_FEATURES = tuple(name for name in FEATURE_NAMES if name != "same_source")
+# The media similarities are inputs too (0 with ``*_compared`` 0 where a pair has no media).
+MODEL_FEATURES = (*(name for name in FEATURE_NAMES if name != "same_source"), *MEDIA_FEATURE_NAMES)
 _BALANCE_POWER = 0.5  # 0: every pair counts the same; 1: every dataset counts the same; 0.75 tried: worse
 
 
@@ -121,7 +123,7 @@ def feedback_labels(
         if a in norms and b in norms:
             signals = pair_signals(norms[a], norms[b], float(np.dot(vectors[a], vectors[b])))
             from_items += 1
-        elif (a, b) in evidence and all(n in evidence[(a, b)] for n in names):
+        elif (a, b) in evidence and all(n in evidence[(a, b)] for n in names if n not in MEDIA_FEATURE_NAMES):
             signals = evidence[(a, b)]
             from_evidence += 1
         else:
@@ -186,7 +188,7 @@ def examples_matrix(examples: Sequence[LabelledExample], names: tuple[str, ...])
         matrix[pair_rows] = pair_features([examples[n].pair for n in pair_rows], names)[1]  # type: ignore[union-attr]
     for n, e in enumerate(examples):
         if isinstance(e, SignalExample):
-            matrix[n] = [e.signals[name] for name in names]
+            matrix[n] = [feature_value(e.signals, name) for name in names]
     return matrix
 
 
@@ -368,13 +370,15 @@ def train_matcher(
     config: TrainConfig,
     progress: bool = True,
     extra: Sequence[SignalExample] = (),
+    media: Sequence[SignalExample] = (),
 ) -> MatcherModel:
-    """``extra``: labelled pairs beyond the sets' own (curator feedback), split by their portion."""
+    """``extra``: labelled pairs beyond the sets' own (curator feedback), split by their portion;
+    ``media``: pairs with media similarities (``training.media_pairs``), likewise."""
     torch.manual_seed(config.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(datasets, encoder, config, progress, extra)
+        return _train(datasets, encoder, config, progress, extra, media)
     finally:
         torch.set_num_threads(threads)
 
@@ -385,6 +389,7 @@ def _train(
     config: TrainConfig,
     progress: bool,
     extra: Sequence[SignalExample],
+    media: Sequence[SignalExample],
 ) -> MatcherModel:
     examples: list[LabelledExample] = []
     for ds in datasets:
@@ -392,6 +397,7 @@ def _train(
         log.info("%s: %d labelled pairs", ds.name, len(found))
         examples.extend(found)
     examples.extend(extra)
+    examples.extend(media)
     fit = [e for e in examples if e.portion == FIT]
     tune = [e for e in examples if e.portion == TUNE]
     if not fit or not tune:
@@ -461,6 +467,8 @@ def _train(
     )
     if reference is not None:
         metadata["drift_reference"] = reference
+    if media:
+        metadata["media_pairs"] = dict(sorted(Counter(f"{e.portion}/{e.relation}" for e in media).items()))
     if extra:
         metadata["feedback_pairs"] = dict(sorted(Counter(f"{e.portion}/{e.relation}" for e in extra).items()))
     valid = [e for e in examples if e.portion == VALID]
@@ -489,9 +497,12 @@ def train_command(
     feedback: FeedbackReplay | None = None,
     code_root: Path | None = None,
     progress: bool = True,
+    media_sets: Sequence[Path] = (),
+    media_reader: MediaReader | None = None,
 ) -> MatcherModel:
     """What ``resolver train`` runs: the given sets plus the generated catalogue (and curator
-    verdicts, when given), then saved with the provenance of the run."""
+    verdicts, when given; and every pair of the generated media sets, read by ``media_reader``),
+    then saved with the provenance of the run."""
     from evaluation.datasets import load_dataset
     from evaluation.embedding_cache import minilm_cache
     from evaluation.golden_sets import file_hashes, fingerprint_of
@@ -506,13 +517,27 @@ def train_command(
         if feedback is not None
         else FeedbackLabels([], {})
     )
-    model = train_matcher(datasets, encoder, config, progress, labels.examples)
-    model.metadata["command"] = "resolver train " + " ".join(f"--dataset {Path(d).name}" for d in dataset_dirs)
+    media: list[SignalExample] = []
+    media_data: dict[str, Any] = {}
+    if media_sets:
+        from training.media_pairs import media_set_pairs
+
+        if media_reader is None:
+            raise ValueError("media sets need a media reader (the media step is off)")
+        for folder in media_sets:
+            found = media_set_pairs(Path(folder), encoder, media_reader)
+            media.extend(found.examples)
+            media_data[f"media:{Path(folder).name}"] = found.provenance
+    model = train_matcher(datasets, encoder, config, progress, labels.examples, media)
+    model.metadata["command"] = "resolver train " + " ".join(
+        [*(f"--dataset {Path(d).name}" for d in dataset_dirs), *(f"--media-set {Path(d).name}" for d in media_sets)]
+    )
     data: dict[str, Any] = {}
     for d in dataset_dirs:
         hashes = file_hashes(Path(d))
         data[Path(d).name] = {"path": str(Path(d).resolve()), "sha256": fingerprint_of(hashes), "files": hashes}
     data[SAMPLE_NAME] = {"generated": f"evaluation.sample_catalogue seed={config.seed} songs={config.sample_songs}"}
+    data.update(media_data)
     if feedback is not None:
         data[FEEDBACK_SET] = {"topics": dict(feedback.topics), **labels.stats}
         model.metadata["command"] += " --feedback"

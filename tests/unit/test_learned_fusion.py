@@ -1,0 +1,155 @@
+"""The learned fusion: media similarities as matcher features, what a pair without media feeds the
+model, the media set's labels and dropout copies, and the resolver handing media to the scorer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import torch
+
+from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
+from media.generated_set import MediaItem, source_split
+from resolution.candidates import CandidateFinder, InMemoryVectorIndex
+from resolution.entities import EntityStore
+from resolution.features import MEDIA_FEATURE_NAMES
+from resolution.matcher import PairInput, PairScore
+from resolution.media_evidence import MEDIA_SIGNALS, MediaEvidence, media_signals
+from resolution.model import ContentItem
+from resolution.normalise import NormalisedItem
+from resolution.policy import DecisionPolicy, Thresholds
+from resolution.resolver import BatchResolver
+from tests.unit.text_fakes import BOW_DIM, BagOfWordsEncoder
+from training.matcher import MODEL_FEATURES, SignalExample, examples_matrix
+from training.media_pairs import DROPOUTS, _kept, media_relation
+
+
+def _pair(media: dict[str, float] | None = None) -> PairInput:
+    a = NormalisedItem("a", "recording", "yesterday", artists=("the beatles",), duration_ms=125_000)
+    b = NormalisedItem("b", "music_video", "official video", artists=("beatlesvevo",), duration_ms=126_000)
+    return PairInput(a, b, 0.41, media)
+
+
+def _model() -> MatcherModel:
+    torch.manual_seed(0)
+    return MatcherModel(MatcherNet(len(MODEL_FEATURES), 8).eval(), MODEL_FEATURES, Thresholds(0.6, 0.4))
+
+
+AUDIO_SAYS_SAME = {"audio_fingerprint": 0.93, "audio_chroma": 0.99, "audio_compared": 1.0,
+                   "image_hash": 0.95, "image_compared": 1.0}  # fmt: skip
+
+
+def test_the_feature_vectors_carry_the_media_similarities() -> None:
+    assert MODEL_FEATURES[-len(MEDIA_SIGNALS) :] == MEDIA_SIGNALS == MEDIA_FEATURE_NAMES
+    signals, matrix = pair_features([_pair(AUDIO_SAYS_SAME), _pair()], MODEL_FEATURES)
+    columns = [MODEL_FEATURES.index(n) for n in MEDIA_SIGNALS]
+    assert matrix[0, columns].tolist() == [np.float32(AUDIO_SAYS_SAME[n]) for n in MEDIA_SIGNALS]
+    # Without media: 0 with *_compared 0, and the decision's signals name no media.
+    assert matrix[1, columns].tolist() == [0.0] * len(MEDIA_SIGNALS)
+    assert signals[0]["audio_fingerprint"] == 0.93 and "audio_fingerprint" not in signals[1]
+    assert matrix[0, : -len(MEDIA_SIGNALS)].tolist() == matrix[1, : -len(MEDIA_SIGNALS)].tolist()
+
+
+def test_a_pair_without_media_is_scored_as_one_whose_media_compared_nothing() -> None:
+    """An absent modality and one not on both sides are the same input to the matcher."""
+    scorer = LocalPairScorer(_model())
+    none_at_all = scorer.score_now([_pair()])[0].probabilities
+    one_sided = media_signals(MediaEvidence(fingerprint=np.arange(50, dtype=np.uint32)), MediaEvidence())
+    assert set(one_sided.values()) == {0.0}
+    assert scorer.score_now([_pair(one_sided)])[0].probabilities == none_at_all
+    assert scorer.score_now([_pair(AUDIO_SAYS_SAME)])[0].probabilities != none_at_all
+
+
+def test_an_older_matcher_without_media_features_still_scores_pairs_with_media() -> None:
+    text_names = MODEL_FEATURES[: -len(MEDIA_SIGNALS)]
+    torch.manual_seed(0)
+    old = MatcherModel(MatcherNet(len(text_names), 8).eval(), text_names, Thresholds(0.6, 0.4))
+    scorer = LocalPairScorer(old)
+    with_media, without = scorer.score_now([_pair(AUDIO_SAYS_SAME), _pair()])
+    assert with_media.probabilities == without.probabilities
+    assert with_media.signals["audio_compared"] == 1.0
+
+
+def test_signal_examples_without_media_read_zero_for_the_media_features() -> None:
+    text = dict.fromkeys(MODEL_FEATURES[: -len(MEDIA_SIGNALS)], 0.5)
+    matrix = examples_matrix([SignalExample("d", "fit", "same", text)], MODEL_FEATURES)
+    assert matrix[0, -len(MEDIA_SIGNALS) :].tolist() == [0.0] * len(MEDIA_SIGNALS)
+
+
+def _item(cid: str, role: str, recording: str, work: str) -> MediaItem:
+    kind = "music_video" if role == "video" else "recording"
+    return MediaItem(cid, kind, "t", ("a",), 1000, "", "", role, recording, work, "img")
+
+
+def test_media_set_labels_follow_recording_and_work() -> None:
+    studio = _item("s", "studio", "rec-1", "w-1")
+    assert media_relation(studio, _item("d", "duplicate", "rec-1", "w-1")) == "same"
+    assert media_relation(studio, _item("v", "video", "rec-1", "w-1")) == "video_of"
+    # A video carries its recording's audio: against another take of the work it is a version.
+    assert media_relation(_item("v", "video", "rec-1", "w-1"), _item("l", "live", "rec-2", "w-1")) == "version_of"
+    assert media_relation(studio, _item("o", "studio", "rec-3", "w-3")) == "none"
+
+
+def test_the_dropout_copies_cover_every_combination_of_modalities() -> None:
+    full = MediaEvidence(fingerprint=np.arange(60, dtype=np.uint32), chroma=np.ones(192, np.float32),
+                         image_bits=np.ones(64, dtype=bool))  # fmt: skip
+    seen = []
+    for _name, kept in DROPOUTS:
+        signals = media_signals(_kept(full, kept), _kept(full, kept))
+        seen.append((signals["audio_compared"], signals["image_compared"]))
+    assert sorted(seen) == [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
+
+
+def test_fit_and_tune_sources_are_split_by_name() -> None:
+    names = [f"chorale-{n}" for n in range(200)]
+    splits = {source_split(n) for n in names}
+    assert splits == {"fit", "tune"}
+    assert all(source_split(n) == source_split(n) for n in names)
+
+
+class _RecordingScorer:
+    """Remembers the pairs it was given; says "same" for everything."""
+
+    model_version = "recording-scorer"
+
+    def __init__(self) -> None:
+        self.pairs: list[PairInput] = []
+
+    async def score(self, pairs: list[PairInput]) -> list[PairScore]:
+        self.pairs.extend(pairs)
+        probabilities = {"same": 0.9, "version_of": 0.04, "video_of": 0.03, "none": 0.03}
+        return [PairScore(probabilities, {}) for _ in pairs]
+
+
+class _Reader:
+    def __init__(self, evidence: dict[str, MediaEvidence]) -> None:
+        self._evidence = evidence
+
+    async def read(self, items: list[ContentItem]) -> list[MediaEvidence]:
+        return [self._evidence.get(i.content_id, MediaEvidence()) for i in items]
+
+
+def _resolver(scorer: Any, reader: _Reader, rule: bool) -> BatchResolver:
+    policy = DecisionPolicy(Thresholds(merge=0.5, link=0.5))
+    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 10.0, BOW_DIM)
+    return BatchResolver(BagOfWordsEncoder(), finder, scorer, policy, EntityStore({}), media=reader, media_rule=rule)
+
+
+def test_the_resolver_hands_each_pair_its_media_and_applies_the_rule_only_when_asked() -> None:
+    fp = np.random.default_rng(1).integers(0, 2**32, 200, dtype=np.uint64).astype(np.uint32)
+    other = np.random.default_rng(2).integers(0, 2**32, 200, dtype=np.uint64).astype(np.uint32)
+    items = [ContentItem("e1", "a", "feed", "recording", "Song", ("Band",), audio_ref="/a.wav"),
+             ContentItem("e2", "b", "feed", "recording", "Song", ("Band",), audio_ref="/b.wav")]  # fmt: skip
+    reader = _Reader({"a": MediaEvidence(fingerprint=fp), "b": MediaEvidence(fingerprint=other)})
+    for rule in (False, True):
+        scorer = _RecordingScorer()
+        decisions = asyncio.run(_resolver(scorer, reader, rule).resolve(list(items))).decisions
+        (pair,) = scorer.pairs
+        assert pair.media is not None and pair.media["audio_compared"] == 1.0
+        assert pair.media["audio_fingerprint"] < 0.2
+        # Other audio: the rule overrules the scorer's "same"; without it the scorer decides.
+        assert (decisions[1].action.value == "MERGE") is (not rule)
+    plain = _RecordingScorer()
+    asyncio.run(_resolver(plain, _Reader({}), False).resolve(list(items)))
+    assert plain.pairs[0].media is None
