@@ -689,6 +689,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             figures["assignments_differing_from_control"],
         )
         return 0 if outcomes["on"] <= outcomes["off"] and assignments["on"] <= assignments["off"] else 1
+    if args.media_index:
+        from benchmarks.media_index import format_media_index, run_media_index_bench
+
+        figures = run_media_index_bench(settings, size=args.media_index, seed=args.seed)
+        print(format_media_index(figures))
+        if args.json:
+            write_json(Path(args.json), figures)
+        return 0
     if args.media:
         from benchmarks.media_encoders import run_media_bench
 
@@ -936,6 +944,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="instead: chroma and image-hash speed, Triton vs in-process, on the media set",
     )
+    s.add_argument(
+        "--media-index",
+        metavar="SIZE",
+        help="instead: same-recording recall@10 and per-batch cost of the media index (in memory, Milvus) "
+        "against the per-worker memory, on the generated set of this size",
+    )
+    s.add_argument("--seed", type=int, default=12, help="with --media-index: the generated set's seed")
     s.add_argument("--milvus", metavar="SIZES", help="instead: the Milvus index study at these sizes: 20000,100000")
     s.add_argument("--dataset-root", default=str(REPO_ROOT.parent / "shared" / "data"), help="real titles for --milvus")
     s.add_argument("--milvus-indexes", metavar="NAMES", help="with --milvus: only these index types, e.g. FLAT,HNSW")

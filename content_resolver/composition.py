@@ -37,6 +37,7 @@ from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
 from resolution.matcher import BandRefinedScorer, PairRefiner, PairScorer, RuleScorer, UncertainBand
 from resolution.media_evidence import MediaMemory, MediaReader
+from resolution.media_index import InMemoryMediaIndex, MediaIndex
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
 from settings import Settings
@@ -48,6 +49,7 @@ from streams.topics import Schemas
 from streams.validation import EventLimits, EventValidator
 from telemetry import tracer_provider
 from vector_index.milvus import MilvusVectorIndex
+from vector_index.milvus_media import MilvusMediaIndex
 
 
 @dataclass
@@ -232,6 +234,37 @@ def build_media_reader(
     return MediaEvidenceReader(limits, concurrency=w.media_concurrency, modalities=modalities, cache_items=cache_items)
 
 
+MEDIA_INDEX_KINDS = ("milvus", "memory", "off")
+
+
+def build_media_index(
+    settings: Settings,
+    kind: str | None = None,
+    collection: str | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> MediaIndex | None:
+    """The media index every partition's resolver searches (``RESOLVER_WORKER_MEDIA_INDEX``, or
+    ``kind``): Milvus collections beside the text one (``collection``, default the worker's, with
+    ``_audio`` / ``_image``), one in this process, or none (each resolver's own memory only)."""
+    w = settings.worker
+    kind = kind or w.media_index
+    if kind not in MEDIA_INDEX_KINDS:
+        raise ValueError(f"RESOLVER_WORKER_MEDIA_INDEX={kind!r}: expected one of {MEDIA_INDEX_KINDS}")
+    if kind == "off" or not w.media_evidence:
+        return None
+    if kind == "memory":
+        return InMemoryMediaIndex(w.media_search_k)
+    return MilvusMediaIndex(
+        w.milvus_uri,
+        collection or w.milvus_collection,
+        token=w.milvus_token,
+        search_k=w.media_search_k,
+        retry_max_s=w.retry_max_s,
+        on_retry=on_retry,
+        hnsw_ef=w.milvus_hnsw_ef,
+    )
+
+
 def build_batch_resolver(
     settings: Settings,
     encoder: TextEncoder,
@@ -240,10 +273,12 @@ def build_batch_resolver(
     policy: DecisionPolicy,
     store: EntityStore,
     media: MediaReader | None = None,
+    media_index: MediaIndex | None = None,
 ) -> BatchResolver:
-    """The resolver of one partition's state, as the worker runs it; ``resolver evaluate`` builds
+    """The resolver of one worker's state, as the worker runs it; ``resolver evaluate`` builds
     its offline resolvers here too, so every setting the worker honours shapes evaluation. The
-    media memory is the partition's own, like its entity store."""
+    media memory is the resolver's own, like its entity store; ``media_index`` is shared by every
+    partition and worker."""
     w = settings.worker
     finder = CandidateFinder(index, w.candidates_k, w.recent_rows, TEXT_DIM, w.title_candidates_cap)
     corrector = Corrector(store, correction_limits(settings, policy.thresholds))
@@ -260,6 +295,7 @@ def build_batch_resolver(
         media_memory=MediaMemory(w.media_memory_items),
         media_candidates=w.media_candidates,
         media_rule=w.media_fusion_rule,
+        media_index=media_index if media is not None else None,
     )
 
 
@@ -302,12 +338,16 @@ def build_offline_resolver(
     thresholds: Thresholds,
     index_kind: str = "exact",
     modalities: frozenset[str] = ALL_MODALITIES,
+    media_index: str = "",
 ) -> OfflineResolver:
     """Resolvers for ``resolver evaluate``: the worker's, over an exact in-memory index or a fresh
     Milvus collection with the worker's index parameters (dropped after each order), with the
-    worker's media step restricted to ``modalities`` (the ablation; empty: text only)."""
+    worker's media step restricted to ``modalities`` (the ablation; empty: text only). The media
+    index is the text index's kind (in memory beside the exact one, Milvus beside Milvus);
+    ``media_index="off"`` (or the setting "off") leaves each order to the resolver's own memory."""
     w = settings.worker
     policy = DecisionPolicy(thresholds)
+    media_index = media_index or ("off" if w.media_index == "off" else "on")
     # Evaluation streams one set in several orders: each file is read once (the worker reads afresh).
     media = build_media_reader(settings, modalities, cache_items=w.media_memory_items)
 
@@ -316,13 +356,18 @@ def build_offline_resolver(
         store = EntityStore({})
         if index_kind == "exact":
             exact = InMemoryVectorIndex(TEXT_DIM)
-            yield build_batch_resolver(settings, encoder, exact, scorer, policy, store, media), store
+            shared = build_media_index(settings, "memory" if media_index != "off" else "off")
+            yield build_batch_resolver(settings, encoder, exact, scorer, policy, store, media, shared), store
             return
-        index = build_milvus_index(settings, collection=f"eval_{uuid.uuid4().hex[:10]}")
+        name = f"eval_{uuid.uuid4().hex[:10]}"
+        index = build_milvus_index(settings, collection=name)
+        milvus_media = build_media_index(settings, "milvus" if media_index != "off" else "off", collection=name)
         try:
-            yield build_batch_resolver(settings, encoder, index, scorer, policy, store, media), store
+            yield build_batch_resolver(settings, encoder, index, scorer, policy, store, media, milvus_media), store
         finally:
             await index.drop()
+            if isinstance(milvus_media, MilvusMediaIndex):
+                await milvus_media.drop()
 
     if index_kind not in ("exact", "milvus"):
         raise ValueError(f"index must be exact or milvus, not {index_kind!r}")
@@ -338,6 +383,7 @@ def build_offline_resolver(
         f"max_members={limits.max_members}",
         "media": "+".join(sorted(modalities)) if media is not None else "off",
         "media_rule": w.media_fusion_rule,
+        "media_index": media_index if media is not None else "off",
     }
     return OfflineResolver(encoder, scorer, thresholds, w.batch_size, w.candidates_k, fresh, description)
 
@@ -383,9 +429,10 @@ def build_worker(settings: Settings) -> Worker:
     worker_id = f"{socket.gethostname()}/{os.getpid()}"
     # One reader (its bounds and thread slots) for every partition's resolver.
     media = build_media_reader(settings)
+    media_index = build_media_index(settings, on_retry=on_retry)
 
     def build_handler(store: EntityStore, scope: EventScope) -> EventBatchHandler:
-        resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store, media)
+        resolver = build_batch_resolver(settings, encoder, index, scorer, policy, store, media, media_index)
         return EventBatchHandler(
             resolver, validator, schemas, topic_names(settings.kafka), tracer, metrics, scope, drift, worker_id
         )

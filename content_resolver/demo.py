@@ -42,6 +42,9 @@ def drop_namespace(settings: Settings, milvus_retry_s: float | None = None) -> N
     retry_s = w.retry_max_s if milvus_retry_s is None else milvus_retry_s
     index = MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=retry_s)
     asyncio.run(index.drop())
+    from vector_index.milvus_media import MilvusMediaIndex
+
+    asyncio.run(MilvusMediaIndex(w.milvus_uri, w.milvus_collection, token=w.milvus_token, retry_max_s=retry_s).drop())
     # The local table store would otherwise outlive its changelog and come back as stale state.
     shutil.rmtree(settings.table_dir().parent, ignore_errors=True)
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from resolution.entities import EntityStore
 from resolution.feedback import Feedback
-from resolution.model import Action, Decision, Relation, ScoredCandidate, stable_id
+from resolution.media_evidence import SAME_PICTURE_SCORE, SAME_RECORDING_SCORE
+from resolution.model import MEDIA_LINK_BACK, Action, Candidate, Decision, Relation, ScoredCandidate, stable_id
 from resolution.reclustering import pair_key, plan_moves, recluster
 from settings import WorkerSettings
 
@@ -96,6 +97,70 @@ class Corrector:
         why = "contradicting evidence" if conflict else "must-link feedback" if linked else "binding evidence"
         reason = f"re-resolution after {decision.event_id} ({cid}): {why}"
         return self.reexamine([own], others, decision.event_id, cid, "re-resolution", reason)
+
+    def media_link_back(self, decision: Decision, item_is_video: bool, link_threshold: float) -> Correction:
+        """A recording that arrives after its music video: the video was decided before the
+        recording existed (left NEW, or linked to another recording by text or chroma), and the
+        recording takes one decision of its own (usually MERGE with its duplicates). When the
+        recording's candidates hold a video it scores ``video_of`` by sound (fingerprint >=
+        ``SAME_RECORDING_SCORE``) or by picture, and that video's entity holds no ``video_of`` link
+        to the recording's entity, a LINK decision links the video to it, with the pair's evidence;
+        the video's earlier ``version_of`` / ``video_of`` links to other entities are named in
+        ``previous_entity_ids`` and replaced (a video carries one recording's audio).
+
+        Only a video this state holds (this worker's partitions): another worker's entity is not
+        this state's to change (left to reconciliation, docs/media.md)."""
+        own = self._entity(decision.content_id)
+        if item_is_video or decision.trigger != "content-event" or own is None:
+            return Correction()
+        out: list[Decision] = []
+        for c in decision.candidates:
+            signals = c.signals
+            heard = signals.get("audio_compared", 0.0) >= 1.0
+            by_media = (
+                signals.get("audio_fingerprint", 0.0) >= SAME_RECORDING_SCORE
+                if heard
+                else signals.get("image_hash", 0.0) >= SAME_PICTURE_SCORE
+            )
+            if (
+                c.relation is not Relation.VIDEO_OF
+                or c.probabilities.get("video_of", 0.0) < link_threshold
+                or signals.get("one_is_video", 0.0) < 1.0
+                or not by_media
+            ):
+                continue
+            video = c.candidate.content_id
+            entity = self._entity(video)
+            record = self._store.entity(entity) if entity else None
+            if entity is None or record is None or entity == own:
+                continue
+            links = [(rel, other, self._store.resolve_id(other)) for rel, other in record["relations"]]
+            if any(rel == "video_of" and live == own for rel, _, live in links):
+                continue
+            replaced = tuple(sorted({o for rel, o, live in links if rel in ("version_of", "video_of") and live != own}))
+            p = float(c.probabilities["video_of"])
+            media = {k: v for k, v in signals.items() if k.startswith(("audio_", "image_"))}
+            recording = Candidate(decision.content_id, own, self._store.work_of(own) or own, c.candidate.similarity, {})
+            out.append(
+                Decision(
+                    event_id=decision.event_id,
+                    content_id=video,
+                    action=Action.LINK,
+                    entity_id=entity,
+                    work_id=self._store.work_of(entity) or entity,
+                    confidence=p,
+                    related_entity_id=own,
+                    relation=Relation.VIDEO_OF,
+                    candidates=(ScoredCandidate(recording, Relation.VIDEO_OF, p, c.probabilities, signals),),
+                    signals=media,
+                    reason=f"link-back after {decision.event_id} ({decision.content_id}): p(video_of)={p:.3f} by "
+                    + ("sound" if heard else "picture")
+                    + (f"; replaces links to {', '.join(replaced)}" if replaced else ""),
+                    previous_entity_ids=replaced,
+                    trigger=MEDIA_LINK_BACK,
+                )
+            )
+        return Correction(out, 0)
 
     def feedback_decisions(self, fb: Feedback) -> Correction:
         """The decisions that apply one feedback: CONSTRAIN (recorded even when the items are not

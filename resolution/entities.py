@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from resolution.model import Action, Decision
+from resolution.model import MEDIA_LINK_BACK, Action, Decision
 
 WriteScope = Callable[[str], AbstractContextManager[Any]]
 
@@ -117,7 +117,8 @@ class EntityStore:
                 self._move(decision, decision_id)
             else:
                 self._join(decision.content_id, decision.entity_id, decision.work_id, decision, decision_id)
-                self._table[f"v:{decision.event_id}"] = decision_id
+                if decision.trigger != MEDIA_LINK_BACK:  # v: names the event's own decision
+                    self._table[f"v:{decision.event_id}"] = decision_id
             if self._table.get(f"d:{decision_id}") is None:
                 self._table[f"d:{decision_id}"] = ""
 
@@ -134,6 +135,8 @@ class EntityStore:
         record = self._record(entity_id, work_id)
         members = record["members"] if content_id in record["members"] else [*record["members"], content_id]
         relations = list(record["relations"])
+        if decision.trigger == MEDIA_LINK_BACK:
+            relations = [r for r in relations if r[1] not in decision.previous_entity_ids]
         if decision.related_entity_id and decision.relation is not None:
             link = [decision.relation.value, decision.related_entity_id]
             if link not in relations:
@@ -152,7 +155,9 @@ class EntityStore:
             if c.probabilities.get("same", -1.0) >= 0.0 and c.candidate.content_id != content_id
         }
         if evidence:
-            self._table[f"g:{content_id}"] = evidence
+            # A correction adds to the evidence the item's own decision recorded.
+            earlier = self.edges(content_id) if decision.trigger != "content-event" else {}
+            self._table[f"g:{content_id}"] = {**earlier, **evidence}
 
     def _move(self, decision: Decision, decision_id: str) -> None:
         """Members move from the one previous entity to ``entity_id``; an emptied entity is retired

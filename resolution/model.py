@@ -18,6 +18,11 @@ class Action(StrEnum):
     CONSTRAIN = "CONSTRAIN"
 
 
+# The trigger of a LINK that a recording's decision makes for an earlier music video
+# (``Corrector.media_link_back``): ``previous_entity_ids`` are the links it replaces.
+MEDIA_LINK_BACK = "media-link-back"
+
+
 class Relation(StrEnum):
     SAME = "same"
     VERSION_OF = "version_of"

@@ -33,6 +33,7 @@ from resolution.media_evidence import (
     shared_sub_fingerprints,
     with_media_evidence,
 )
+from resolution.media_index import MediaHit, MediaIndex, MediaRow
 from resolution.model import Action, Candidate, ContentItem, Decision, Relation, ScoredCandidate, stable_id
 from resolution.normalise import NormalisedItem, normalise
 from resolution.policy import DecisionPolicy
@@ -99,6 +100,7 @@ class BatchResolver:
         media_memory: MediaMemory | None = None,
         media_candidates: int = 3,
         media_rule: bool = True,
+        media_index: MediaIndex | None = None,
     ) -> None:
         self._encoder = encoder
         self._finder = finder
@@ -121,6 +123,9 @@ class BatchResolver:
         self._media_memory = media_memory if media_memory is not None else MediaMemory()
         self._media_candidates = media_candidates
         self._media_rule = media_rule
+        # Every partition's and worker's media (docs/media.md): searched per chunk beside the text
+        # index, written per batch; the memory above covers this resolver's writes not yet visible.
+        self._media_index = media_index
 
     @property
     def model_version(self) -> str:
@@ -222,7 +227,16 @@ class BatchResolver:
                 pending.exception()  # retrieved, so asyncio does not log it as lost
 
         clock.start("index")
-        await self._finder.write(rows)
+        heard = {i.content_id: e for i, e in zip(fresh, evidence, strict=True) if e.has_audio or e.has_image}
+        media_rows = [
+            MediaRow(r.content_id, r.entity_id, r.work_id, heard[r.content_id], r.meta, r.vector)
+            for r in rows
+            if r.content_id in heard
+        ]
+        if self._media_index is not None and media_rows:
+            await asyncio.gather(self._finder.write(rows), self._media_index.upsert(media_rows))
+        else:
+            await self._finder.write(rows)
         clock.stop()
         return BatchResult(decisions, duplicates, clock.stages, considered, corrections, reexamined)
 
@@ -243,12 +257,18 @@ class BatchResolver:
         clock.start("search")
         keys = [n.title_key for n in norms]
         isrcs = [n.isrc or "" for n in norms]
-        prefetched = await self._finder.prefetch(vectors, keys, isrcs, [n.title_only_key for n in norms])
+        prefetched, shared = await asyncio.gather(
+            self._finder.prefetch(vectors, keys, isrcs, [n.title_only_key for n in norms]),
+            self._search_media(norms, evidence),
+        )
 
         clock.start("score")
         per_item = self._gather(norms, vectors, prefetched)
-        self._add_media_candidates(norms, vectors, evidence, per_item)
-        in_chunk = {n.content_id: e for n, e in zip(norms, evidence, strict=True)}
+        self._add_media_candidates(norms, vectors, evidence, per_item, shared)
+        in_chunk = {
+            **await self._remote_evidence(evidence, per_item, shared),
+            **{n.content_id: e for n, e in zip(norms, evidence, strict=True)},
+        }
         flat = [(i, c) for i, found in enumerate(per_item) for c in found]
         # The media similarities go to the scorer with the pair: a learned matcher reads them.
         pair_media = [self._pair_media(evidence[i], c, in_chunk) for i, c in flat]
@@ -292,6 +312,11 @@ class BatchResolver:
             correction = self._corrector.after_decision(decision)
             corrections.extend(self._apply(d) for d in correction.decisions)
             reexamined.append(correction.examined)
+            if evidence[i].has_audio or evidence[i].has_image:
+                linked_back = self._corrector.media_link_back(
+                    decision, norms[i].version_class == "video", self._policy.thresholds.link
+                )
+                corrections.extend(self._apply(d) for d in linked_back.decisions)
             entity_now = self._store.entity_of(item.content_id) or decision.entity_id
             rows.append(
                 IndexedRow(
@@ -319,15 +344,47 @@ class BatchResolver:
             return None
         return media_signals(evidence, other)
 
+    async def _search_media(self, norms: list[NormalisedItem], evidence: list[MediaEvidence]) -> list[list[MediaHit]]:
+        """Per item: the shared media index's rows that sound like it, then those showing its
+        picture (one request of each kind per chunk; none without an index or media)."""
+        k = self._media_candidates
+        if self._media_index is None or k <= 0 or not any(e.has_audio or e.has_image for e in evidence):
+            return [[] for _ in norms]
+        ids = [n.content_id for n in norms]
+        sounds, pictures = await asyncio.gather(
+            self._media_index.sounding_like(evidence, k, ids), self._media_index.same_picture(evidence, k, ids)
+        )
+        return [s + p for s, p in zip(sounds, pictures, strict=True)]
+
+    async def _remote_evidence(
+        self, evidence: list[MediaEvidence], per_item: list[list[Candidate]], shared: list[list[MediaHit]]
+    ) -> dict[str, MediaEvidence]:
+        """The evidence of candidates this resolver has not remembered (another partition's or
+        worker's, or from before a restart): from the shared hits, then one look-up for the rest."""
+        out = {h.row.content_id: h.row.evidence for hits in shared for h in hits}
+        if self._media_index is None:
+            return out
+        missing = {
+            c.content_id
+            for i, cands in enumerate(per_item)
+            if evidence[i].has_audio or evidence[i].has_image
+            for c in cands
+            if c.content_id not in out and self._media_memory.get(c.content_id) is None
+        }
+        if missing:
+            out.update({r.content_id: r.evidence for r in await self._media_index.rows(sorted(missing))})
+        return out
+
     def _add_media_candidates(
         self,
         norms: list[NormalisedItem],
         vectors: NDArray[np.float32],
         evidence: list[MediaEvidence],
         per_item: list[list[Candidate]],
+        indexed: list[list[MediaHit]] | None = None,
     ) -> None:
-        """The media paths: remembered items and the chunk's earlier items that sound like this one,
-        or show the same picture, whatever their titles."""
+        """The media paths: remembered items, the chunk's earlier items and the shared index's rows
+        that sound like this one, or show the same picture, whatever their titles."""
         k = self._media_candidates
         if k <= 0:
             return
@@ -357,6 +414,14 @@ class BatchResolver:
                 if cid not in have:
                     have.add(cid)
                     found.append(Candidate(cid, "", "", float(vectors[i] @ vector), meta, "media"))
+            for hit in indexed[i] if indexed else ():
+                # Another partition's item: its entity as the index last saw it (the store knows
+                # only this worker's partitions).
+                row = hit.row
+                if row.content_id not in have and row.content_id != norms[i].content_id:
+                    have.add(row.content_id)
+                    sim = float(vectors[i] @ row.vector) if row.vector.shape == vectors[i].shape else 0.0
+                    found.append(Candidate(row.content_id, row.entity_id, row.work_id, sim, row.meta, "media"))
 
     def _gather(
         self, norms: list[NormalisedItem], vectors: NDArray[np.float32], prefetched: list[list[Candidate]]

@@ -123,6 +123,12 @@ class WorkerSettings:
     # The hand rule after the scorer (resolution/media_evidence.py: with_media_evidence); the
     # learned matcher reads the media similarities as features either way (docs/media.md).
     media_fusion_rule: bool = True
+    # Where every partition's and worker's media evidence is searched (resolution/media_index.py):
+    # "milvus" (collections <milvus_collection>_audio / _image, kept across restarts), "memory"
+    # (in the process: one worker's partitions, lost on restart) or "off" (the memory above only).
+    media_index: str = "milvus"
+    # Audio rows fetched by the retrieval vector and rescored on their fingerprints, per item.
+    media_search_k: int = 20
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
     # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and

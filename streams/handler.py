@@ -71,7 +71,7 @@ Send = Callable[[list[OutboundRecord]], Awaitable[list[int]]]
 WORKER_HEADER = "resolver-worker"
 
 STAGES = ("normalise", "media", "embed", "search", "score", "decide", "index")
-SPAN_NAMES = {"re-resolution": "correct", "curator-feedback": "apply-feedback"}
+SPAN_NAMES = {"re-resolution": "correct", "curator-feedback": "apply-feedback", "media-link-back": "link-back"}
 
 
 def consumed_attributes(msg: InboundMessage, operation: str) -> dict[str, str | int]:

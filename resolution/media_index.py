@@ -1,0 +1,195 @@
+"""The media index: every partition's and every worker's audio and image evidence, searchable by
+sound and by picture, so that a video titled only "Official Video" (keyed to another partition
+than its recording) meets its recording whatever the titles, and a restarted worker still finds
+what was seen before it.
+
+The core owns the protocol and the retrieval vector; ``InMemoryMediaIndex`` (offline evaluation,
+unit tests) searches exactly, ``vector_index.milvus_media`` (the worker) searches Milvus:
+
+- audio: a fixed-length vector for approximate retrieval, then the stored Chromaprint
+  fingerprints of the ``search_k`` nearest rescored exactly (``FingerprintSpectra``, the score the
+  fusion reads), best ``k`` kept;
+- picture: the 64 dHash bits as a binary vector, Hamming distance; only rows whose share of equal
+  bits reaches ``SAME_PICTURE_SCORE`` are kept.
+
+The retrieval vector is a signed, hashed bag of the fingerprint's look-up keys (the top 20 bits of
+each 32-bit sub-fingerprint, as ``MediaMemory`` posts them): alignment-free (a trimmed copy holds
+the same keys), and the inner product of two vectors estimates the share of keys they hold in
+common, which is what the in-memory posting look-up counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from resolution.media_evidence import (
+    MAX_FRAMES,
+    SAME_PICTURE_SCORE,
+    FingerprintSpectra,
+    MediaEvidence,
+    hash_similarities,
+)
+
+AUDIO_VECTOR_DIM = 1024
+_KEY_SHIFT = 12  # as MediaMemory's postings: the top 20 bits of each sub-fingerprint
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads neighbouring keys over buckets
+
+
+def audio_vector(fingerprint: NDArray[Any]) -> NDArray[np.float32]:
+    """(AUDIO_VECTOR_DIM,) L2-normalised: each distinct look-up key of the fingerprint adds +-1 to
+    one bucket (signed, so that unrelated clips score about 0 rather than their collisions)."""
+    keys = np.unique(np.asarray(fingerprint[:MAX_FRAMES], dtype=np.uint32) >> np.uint32(_KEY_SHIFT))
+    mixed = keys.astype(np.uint64) * _MIX
+    buckets = (mixed >> np.uint64(40)) % np.uint64(AUDIO_VECTOR_DIM)
+    signs = ((mixed >> np.uint64(20)) & np.uint64(1)).astype(np.float32) * 2.0 - 1.0
+    out = np.zeros(AUDIO_VECTOR_DIM, dtype=np.float32)
+    np.add.at(out, buckets.astype(np.int64), signs)
+    norm = float(np.linalg.norm(out))
+    return out / norm if norm > 0 else out
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    """What the media index holds per content item: its evidence and what a candidate needs."""
+
+    content_id: str
+    entity_id: str
+    work_id: str
+    evidence: MediaEvidence
+    meta: dict[str, Any]
+    vector: NDArray[np.float32]  # the text vector: a media candidate's text similarity
+
+
+@dataclass(frozen=True)
+class MediaHit:
+    row: MediaRow
+    score: float  # fingerprint score (sound) or share of equal hash bits (picture)
+
+
+class MediaIndex(Protocol):
+    """Media evidence shared by all partitions and workers; searches take a whole chunk."""
+
+    async def sounding_like(
+        self, queries: Sequence[MediaEvidence], k: int, excludes: Sequence[str]
+    ) -> list[list[MediaHit]]:
+        """Per query: up to ``k`` rows by fingerprint score, best first ([] for a query without
+        audio); ``excludes[i]`` (the query's own content id) is never returned."""
+        ...
+
+    async def same_picture(
+        self, queries: Sequence[MediaEvidence], k: int, excludes: Sequence[str]
+    ) -> list[list[MediaHit]]:
+        """Per query: up to ``k`` rows whose picture is the query's (>= ``SAME_PICTURE_SCORE``)."""
+        ...
+
+    async def rows(self, content_ids: Sequence[str]) -> list[MediaRow]:
+        """The stored rows of these content ids (unknown ones left out)."""
+        ...
+
+    async def upsert(self, rows: Sequence[MediaRow]) -> None: ...
+
+
+def rescored(queries: Sequence[MediaEvidence], found: list[list[MediaRow]], k: int) -> list[list[MediaHit]]:
+    """Each query's retrieved rows scored by the exact fingerprint score, best ``k`` first."""
+    out: list[list[MediaHit]] = []
+    for query, rows in zip(queries, found, strict=True):
+        rows = [r for r in rows if r.evidence.fingerprint is not None]
+        if query.fingerprint is None or not rows:
+            out.append([])
+            continue
+        spectra = FingerprintSpectra([r.evidence.fingerprint for r in rows if r.evidence.fingerprint is not None])
+        scores = spectra.similarities(query.fingerprint)
+        order = sorted(range(len(rows)), key=lambda j: (-float(scores[j]), rows[j].content_id))[:k]
+        out.append([MediaHit(rows[j], float(scores[j])) for j in order])
+    return out
+
+
+class InMemoryMediaIndex:
+    """Exact search over every row: the reference for evaluation and unit tests (what the Milvus
+    index approximates with HNSW)."""
+
+    def __init__(self, search_k: int = 20) -> None:
+        self._search_k = search_k
+        self._rows: dict[str, MediaRow] = {}
+        self._vectors: dict[str, NDArray[np.float32]] = {}  # computed once per row
+        self._audio_ids: list[str] = []
+        self._audio: NDArray[np.float32] = np.zeros((0, AUDIO_VECTOR_DIM), dtype=np.float32)
+        self._image_ids: list[str] = []
+        self._images: NDArray[Any] = np.zeros((0, 64), dtype=np.uint8)
+        self._dirty = False
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _matrices(self) -> None:
+        if not self._dirty:
+            return
+        rows = list(self._rows.values())
+        heard = [r for r in rows if r.evidence.fingerprint is not None]
+        self._audio_ids = [r.content_id for r in heard]
+        self._audio = (
+            np.stack([self._vectors[c] for c in self._audio_ids])
+            if heard
+            else np.zeros((0, AUDIO_VECTOR_DIM), dtype=np.float32)
+        )
+        seen = [r for r in rows if r.evidence.image_bits is not None]
+        self._image_ids = [r.content_id for r in seen]
+        self._images = (
+            np.stack(
+                [np.asarray(r.evidence.image_bits, dtype=np.uint8) for r in seen if r.evidence.image_bits is not None]
+            )
+            if seen
+            else np.zeros((0, 64), dtype=np.uint8)
+        )
+        self._dirty = False
+
+    async def sounding_like(
+        self, queries: Sequence[MediaEvidence], k: int, excludes: Sequence[str]
+    ) -> list[list[MediaHit]]:
+        self._matrices()
+        found: list[list[MediaRow]] = []
+        for query, exclude in zip(queries, excludes, strict=True):
+            if query.fingerprint is None or k <= 0 or not self._audio_ids:
+                found.append([])
+                continue
+            sims = self._audio @ audio_vector(query.fingerprint)
+            order = np.argsort(-sims, kind="stable")
+            ids = [self._audio_ids[j] for j in order if self._audio_ids[j] != exclude][: self._search_k]
+            found.append([self._rows[c] for c in ids])
+        return rescored(queries, found, k)
+
+    async def same_picture(
+        self, queries: Sequence[MediaEvidence], k: int, excludes: Sequence[str]
+    ) -> list[list[MediaHit]]:
+        self._matrices()
+        out: list[list[MediaHit]] = []
+        for query, exclude in zip(queries, excludes, strict=True):
+            if query.image_bits is None or k <= 0 or not self._image_ids:
+                out.append([])
+                continue
+            sims = hash_similarities(np.asarray(query.image_bits, dtype=np.uint8), self._images)
+            scored = [
+                (float(s), cid)
+                for s, cid in zip(sims, self._image_ids, strict=True)
+                if s >= SAME_PICTURE_SCORE and cid != exclude
+            ]
+            scored.sort(key=lambda x: (-x[0], x[1]))
+            out.append([MediaHit(self._rows[cid], s) for s, cid in scored[:k]])
+        return out
+
+    async def rows(self, content_ids: Sequence[str]) -> list[MediaRow]:
+        return [self._rows[c] for c in dict.fromkeys(content_ids) if c in self._rows]
+
+    async def upsert(self, rows: Sequence[MediaRow]) -> None:
+        for row in rows:
+            if row.evidence.has_audio or row.evidence.has_image:
+                self._rows[row.content_id] = row
+                self._vectors.pop(row.content_id, None)
+                if row.evidence.fingerprint is not None:
+                    self._vectors[row.content_id] = audio_vector(row.evidence.fingerprint)
+                self._dirty = True
