@@ -1,7 +1,8 @@
 """The targets of issue 12 measured on the generated set (``resolver media evaluate``).
 
 - same-recording retrieval: every duplicate queries all other items by fingerprint; recall@10 is
-  the share of its same-recording items (studio take, other duplicates, video) in its top 10;
+  the share of its same-recording items (studio take, other duplicates, video) in its top 10; and
+  the same through the media index's retrieval path (``index_recall_at_10``);
 - same-work ROC AUC: chroma similarity of pairs of distinct recordings of one work (versions,
   live takes) against pairs of recordings of different works;
 - video to recording: each video's audio track against every non-video item; correct when the
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +26,9 @@ from media.generated_set import MediaItem, MediaSet
 from media.image_hash import HASHES, image_hash_bits
 from media.loading import MediaLoader
 from resolution.media_evidence import SAME_RECORDING_SCORE as SAME_RECORDING_THRESHOLD
-from resolution.media_evidence import FingerprintSpectra, hash_similarities, transposition_similarities
+from resolution.media_evidence import FingerprintSpectra, MediaEvidence, hash_similarities, transposition_similarities
+from resolution.media_index import InMemoryMediaIndex, MediaRow
+from settings import WorkerSettings
 
 
 @dataclass
@@ -70,6 +74,24 @@ def roc_auc(positives: list[float], negatives: list[float]) -> float:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
+def _index_recall(items: list[MediaItem], f: MediaFeatures, search_k: int = WorkerSettings.media_search_k) -> float:
+    """The same recall through the media index's path (``InMemoryMediaIndex``: the retrieval
+    vector's ``search_k`` nearest, rescored on their fingerprints), as the worker searches."""
+    index = InMemoryMediaIndex(search_k)
+    ids = [f"i{j}" for j in range(len(items))]
+    evidence = [MediaEvidence(fingerprint=fp) for fp in f.fingerprints]
+    none = np.zeros(0, dtype=np.float32)
+    asyncio.run(index.upsert([MediaRow(c, "", "", e, {}, none) for c, e in zip(ids, evidence, strict=True)]))
+    queries = [j for j, i in enumerate(items) if i.role == "duplicate"]
+    hits = asyncio.run(index.sounding_like([evidence[q] for q in queries], 10, [ids[q] for q in queries]))
+    found = wanted = 0
+    for q, top in zip(queries, hits, strict=True):
+        relevant = {ids[j] for j, i in enumerate(items) if j != q and i.recording_id == items[q].recording_id}
+        found += len(relevant & {h.row.content_id for h in top})
+        wanted += len(relevant)
+    return found / wanted if wanted else float("nan")
+
+
 def evaluate(media_set: MediaSet, features: MediaFeatures | None = None) -> dict[str, object]:
     items = media_set.items
     f = features or extract(items)
@@ -97,6 +119,7 @@ def evaluate(media_set: MediaSet, features: MediaFeatures | None = None) -> dict
         per_transform.setdefault(item.transform.split("/")[0], []).append(hit / len(relevant))
     out["same_recording_recall_at_10"] = found / wanted if wanted else float("nan")
     out["recall_at_10_by_transform"] = {k: float(np.mean(v)) for k, v in sorted(per_transform.items())}
+    out["index_recall_at_10"] = _index_recall(items, f)
 
     # Same work: distinct recordings of one work vs recordings of different works (one item per recording).
     firsts: dict[str, int] = {}
