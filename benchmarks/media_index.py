@@ -94,7 +94,7 @@ def run_media_index_bench(
     found = {q: [cid for cid, _, _ in memory.similar(by_id[q], 10, q)] for q in duplicates}
     recalls = {"memory": _recall(found, relevant)}
 
-    vectors = {r.content_id: audio_vector(r.evidence.fingerprint) for r in rows if r.evidence.fingerprint is not None}
+    vectors = {r.content_id: audio_vector(r.evidence) for r in rows if r.evidence.fingerprint is not None}
     ids = sorted(vectors)
     matrix = np.stack([vectors[c] for c in ids])
     found = {}

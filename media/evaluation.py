@@ -79,7 +79,7 @@ def _index_recall(items: list[MediaItem], f: MediaFeatures, search_k: int = Work
     vector's ``search_k`` nearest, rescored on their fingerprints), as the worker searches."""
     index = InMemoryMediaIndex(search_k)
     ids = [f"i{j}" for j in range(len(items))]
-    evidence = [MediaEvidence(fingerprint=fp) for fp in f.fingerprints]
+    evidence = [MediaEvidence(fingerprint=fp, chroma=c) for fp, c in zip(f.fingerprints, f.chroma, strict=True)]
     none = np.zeros(0, dtype=np.float32)
     asyncio.run(index.upsert([MediaRow(c, "", "", e, {}, none) for c, e in zip(ids, evidence, strict=True)]))
     queries = [j for j, i in enumerate(items) if i.role == "duplicate"]

@@ -163,7 +163,7 @@ class MilvusMediaIndex:
         asked = [i for i, q in enumerate(queries) if q.fingerprint is not None]
         found: list[list[MediaRow]] = [[] for _ in queries]
         if asked and k > 0:
-            vectors = [audio_vector(queries[i].fingerprint).tolist() for i in asked]  # type: ignore[arg-type]
+            vectors = [audio_vector(queries[i]).tolist() for i in asked]
             limit = self._search_k + 1  # the query's own row may come back first
 
             def run(client: Any) -> Any:
@@ -248,7 +248,7 @@ class MilvusMediaIndex:
             }
 
         audio = [
-            {**common(r), "vector": audio_vector(r.evidence.fingerprint).tolist()}
+            {**common(r), "vector": audio_vector(r.evidence).tolist()}
             for r in rows
             if r.evidence.fingerprint is not None
         ]

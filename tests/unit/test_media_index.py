@@ -47,11 +47,19 @@ def _row(cid: str, evidence: MediaEvidence) -> MediaRow:
 
 
 def test_the_retrieval_vector_ignores_alignment_and_scores_unrelated_clips_near_zero() -> None:
+    def heard(fp: np.ndarray, chroma: np.ndarray | None = None) -> np.ndarray:
+        return audio_vector(MediaEvidence(fingerprint=fp, chroma=chroma))
+
     studio = _fp(1)
-    assert float(audio_vector(studio) @ audio_vector(studio[25:])) > 0.9  # trimmed 3 s
-    assert float(audio_vector(studio) @ audio_vector(_noisy(studio, 0.4, 2))) > 0.5
-    unrelated = [float(audio_vector(studio) @ audio_vector(_fp(seed))) for seed in range(10, 60)]
+    assert float(heard(studio) @ heard(studio[25:])) > 0.9  # trimmed 3 s
+    assert float(heard(studio) @ heard(_noisy(studio, 0.4, 2))) > 0.5
+    unrelated = [float(heard(studio) @ heard(_fp(seed))) for seed in range(10, 60)]
     assert max(unrelated) < 0.25 and abs(float(np.mean(unrelated))) < 0.05
+    # Most bits flipped (band-limited): the keys are gone, the chroma still says it.
+    chroma = _chroma(5)
+    flipped = heard(_noisy(studio, 0.95, 4), chroma) @ heard(studio, chroma)
+    assert flipped > 0.25 > max(float(heard(_fp(s), _chroma(s)) @ heard(studio, chroma)) for s in range(10, 30))
+    assert not heard(np.zeros(0, np.uint32)).any() and not audio_vector(MediaEvidence(chroma=chroma)).any()
 
 
 def test_the_index_finds_by_sound_rescored_exactly_and_by_picture_above_the_threshold() -> None:
