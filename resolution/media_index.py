@@ -35,6 +35,7 @@ from resolution.media_evidence import (
     MediaEvidence,
     hash_similarities,
 )
+from settings import WorkerSettings
 
 _KEY_DIM = 1024
 AUDIO_VECTOR_DIM = CHROMA_STEPS * 12 + _KEY_DIM
@@ -61,10 +62,10 @@ def _key_bag(fingerprint: NDArray[Any]) -> NDArray[np.float32]:
 def _centred(chroma: NDArray[Any] | None) -> NDArray[np.float32]:
     if chroma is None:
         return np.zeros(CHROMA_STEPS * 12, dtype=np.float32)
-    c = np.asarray(chroma, dtype=np.float32).ravel()[: CHROMA_STEPS * 12]
-    c = c - c.mean()
+    c: NDArray[np.float32] = np.asarray(chroma, dtype=np.float32).ravel()[: CHROMA_STEPS * 12]
+    c = c - np.float32(c.mean())
     norm = float(np.linalg.norm(c))
-    return c / norm if norm > 0 else c
+    return c / np.float32(norm) if norm > 0 else c
 
 
 def audio_vector(evidence: MediaEvidence) -> NDArray[np.float32]:
@@ -74,14 +75,14 @@ def audio_vector(evidence: MediaEvidence) -> NDArray[np.float32]:
     collisions). Both parts are alignment-free (a trimmed copy holds the same keys)."""
     if evidence.fingerprint is None:
         return np.zeros(AUDIO_VECTOR_DIM, dtype=np.float32)
-    v = np.concatenate(
+    v: NDArray[np.float32] = np.concatenate(
         [
-            np.sqrt(CHROMA_WEIGHT) * _centred(evidence.chroma),
-            np.sqrt(1.0 - CHROMA_WEIGHT) * _key_bag(evidence.fingerprint),
+            np.float32(np.sqrt(CHROMA_WEIGHT)) * _centred(evidence.chroma),
+            np.float32(np.sqrt(1.0 - CHROMA_WEIGHT)) * _key_bag(evidence.fingerprint),
         ]
     ).astype(np.float32)
     norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
+    return v / np.float32(norm) if norm > 0 else v
 
 
 @dataclass(frozen=True)
@@ -126,17 +127,31 @@ class MediaIndex(Protocol):
 
 
 def rescored(queries: Sequence[MediaEvidence], found: list[list[MediaRow]], k: int) -> list[list[MediaHit]]:
-    """Each query's retrieved rows scored by the exact fingerprint score, best ``k`` first."""
+    """Each query's retrieved rows scored by the exact fingerprint score, best ``k`` first. Each
+    distinct row's spectra are computed once per call (a chunk's items of one recording retrieve
+    the same rows), which is most of the cost: 32 FFTs per row, one inverse per pair."""
+    distinct: dict[str, MediaRow] = {}
+    for rows in found:
+        for r in rows:
+            if r.evidence.fingerprint is not None:
+                distinct.setdefault(r.content_id, r)
+    if not distinct:
+        return [[] for _ in queries]
+    order = list(distinct)
+    position = {c: n for n, c in enumerate(order)}
+    prepared = FingerprintSpectra([distinct[c].evidence.fingerprint for c in order])  # type: ignore[misc]
     out: list[list[MediaHit]] = []
     for query, rows in zip(queries, found, strict=True):
-        rows = [r for r in rows if r.evidence.fingerprint is not None]
-        if query.fingerprint is None or not rows:
+        mine = list(dict.fromkeys(r.content_id for r in rows if r.content_id in distinct))
+        if query.fingerprint is None or not mine:
             out.append([])
             continue
-        spectra = FingerprintSpectra([r.evidence.fingerprint for r in rows if r.evidence.fingerprint is not None])
-        scores = spectra.similarities(query.fingerprint)
-        order = sorted(range(len(rows)), key=lambda j: (-float(scores[j]), rows[j].content_id))[:k]
-        out.append([MediaHit(rows[j], float(scores[j])) for j in order])
+        subset = FingerprintSpectra.__new__(FingerprintSpectra)
+        idx = np.array([position[c] for c in mine])
+        subset.lengths, subset.spectra = prepared.lengths[idx], prepared.spectra[idx]
+        scores = subset.similarities(query.fingerprint)
+        best = sorted(range(len(mine)), key=lambda j: (-float(scores[j]), mine[j]))[:k]
+        out.append([MediaHit(distinct[mine[j]], float(scores[j])) for j in best])
     return out
 
 
@@ -144,7 +159,7 @@ class InMemoryMediaIndex:
     """Exact search over every row: the reference for evaluation and unit tests (what the Milvus
     index approximates with HNSW)."""
 
-    def __init__(self, search_k: int = 20) -> None:
+    def __init__(self, search_k: int = WorkerSettings.media_search_k) -> None:
         self._search_k = search_k
         self._rows: dict[str, MediaRow] = {}
         self._vectors: dict[str, NDArray[np.float32]] = {}  # computed once per row

@@ -127,8 +127,9 @@ class WorkerSettings:
     # "milvus" (collections <milvus_collection>_audio / _image, kept across restarts), "memory"
     # (in the process: one worker's partitions, lost on restart) or "off" (the memory above only).
     media_index: str = "milvus"
-    # Audio rows fetched by the retrieval vector and rescored on their fingerprints, per item.
-    media_search_k: int = 20
+    # Audio rows fetched by the retrieval vector and rescored on their fingerprints, per item: on
+    # the generated set every same-recording item ranks in the retrieval vector's top 5 (docs/media.md).
+    media_search_k: int = 10
     merge_threshold: float = 0.5
     link_threshold: float = 0.5
     # Corrections (resolution/corrections.py): when evidence binds or contradicts entities, and

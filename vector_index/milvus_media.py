@@ -28,6 +28,7 @@ import numpy as np
 from resolution.errors import with_backoff
 from resolution.media_evidence import SAME_PICTURE_SCORE, MediaEvidence
 from resolution.media_index import AUDIO_VECTOR_DIM, MediaHit, MediaRow, audio_vector, rescored
+from settings import WorkerSettings
 from vector_index.milvus import CONSISTENCY_LEVELS, MilvusUnavailable
 
 IMAGE_BITS = 64
@@ -86,7 +87,7 @@ class MilvusMediaIndex:
         uri: str,
         collection: str,
         token: str = "",
-        search_k: int = 20,
+        search_k: int = WorkerSettings.media_search_k,
         retry_max_s: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
         hnsw_ef: int = 64,
