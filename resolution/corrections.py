@@ -104,9 +104,10 @@ class Corrector:
         recording takes one decision of its own (usually MERGE with its duplicates). When the
         recording's candidates hold a video it scores ``video_of`` by sound (fingerprint >=
         ``SAME_RECORDING_SCORE``) or by picture, and that video's entity holds no ``video_of`` link
-        at all, a LINK decision links the video to it, with the pair's evidence; by sound, the
-        video's ``version_of`` links to other entities are named in ``previous_entity_ids`` and
-        replaced (a video carries one recording's audio).
+        to the recording's entity, a LINK decision links the video to it, with the pair's evidence;
+        by sound, the video's ``version_of`` links to other entities are named in
+        ``previous_entity_ids`` and replaced (a video carries one recording's audio); its other
+        ``video_of`` links stay.
 
         Only a video this state holds (this worker's partitions): another worker's entity is not
         this state's to change (left to reconciliation, docs/media.md)."""
@@ -135,10 +136,10 @@ class Corrector:
             if entity is None or record is None or entity == own:
                 continue
             links = [(rel, other, self._store.resolve_id(other)) for rel, other in record["relations"]]
-            if any(rel == "video_of" for rel, _, _ in links):
-                # Linked as a video already (to this recording, or to another entity of it that a
-                # split left apart: joining those is reconciliation's, not this video's, business).
+            if any(rel == "video_of" and live == own for rel, _, live in links):
                 continue
+            # Its other video_of links stay: on the generated set they lead to another entity of
+            # the same recording (a duplicate left apart), and replacing them lost 4 of 30 links.
             # The same audio says the video carries this recording, so a version_of link chroma or
             # the text gave it is wrong; a picture says less (an album's tracks share a cover).
             replaced = (
