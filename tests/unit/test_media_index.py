@@ -97,7 +97,7 @@ class StandInReader:
 
 def _resolver(reader: StandInReader, store: EntityStore, index: MediaIndex | None) -> BatchResolver:
     """One worker's resolver: its own state, memory and text index; ``index`` the shared one."""
-    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 10.0, BOW_DIM)
+    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 5000, BOW_DIM)
     return BatchResolver(
         BagOfWordsEncoder(), finder, RuleScorer(), DecisionPolicy(Thresholds()), store, media=reader, media_index=index
     )
