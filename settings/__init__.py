@@ -118,7 +118,7 @@ class WorkerSettings:
     media_timeout_s: float = 20.0  # per ffprobe / ffmpeg / fpcalc call
     media_memory_mb: int = 2048  # address space of each decoder subprocess
     media_concurrency: int = 2  # files read at once
-    media_memory_items: int = 20_000  # items whose evidence is kept for comparisons, per partition
+    media_memory_items: int = 20_000  # items whose evidence is kept for comparisons, per worker
     media_candidates: int = 3  # items found by sound (or picture) per item, whatever their titles
     # The hand rule after the scorer (resolution/media_evidence.py: with_media_evidence); the
     # learned matcher reads the media similarities as features either way (docs/media.md).
