@@ -633,12 +633,14 @@ class NormalisedItem:
         )
 
 
-# Titles that carry no name: a track number, "null", two letters.
+# Titles that carry no name: a track number, "null", one character.
 PLACEHOLDER_TITLES = frozenset({"", "null", "none", "unknown", "untitled", "na", "n a", "track"})
 
 
 def is_placeholder_title(title_core: str) -> bool:
-    return title_core in PLACEHOLDER_TITLES or len(title_core) <= 2 or title_core.replace(" ", "").isdigit()
+    """Two letters are a name ("If", "Oh", and most Chinese or Japanese titles: "妥協", "分裂");
+    one character, digits alone and the placeholder words are not."""
+    return title_core in PLACEHOLDER_TITLES or len(title_core) <= 1 or title_core.replace(" ", "").isdigit()
 
 
 _KIND_TAGS = {"lyric_video": frozenset({"lyric_video"}), "live_video": frozenset({"live"})}

@@ -33,9 +33,11 @@ def _row(cid: str, title: str, artist: str, vector: np.ndarray) -> IndexedRow:
 def test_title_only_key_is_the_core_title_and_empty_for_placeholders() -> None:
     cover = normalise(_item("a", "Yesterday (Live)", "Ray"))
     assert cover.title_only_key == "yesterday"
-    for title in ("Untitled", "04", "ab", ""):
+    for title in ("Untitled", "04", "x", ""):
         item = normalise(_item("b", title, "X"))
         assert item.title_only_key == ""
+    for title, key in (("If", "if"), ("妥協", "妥協")):  # two letters name a song
+        assert normalise(_item("b", title, "X")).title_only_key == key
 
 
 def test_lookup_titles_finds_same_title_by_other_artists_most_similar_first_and_capped() -> None:
