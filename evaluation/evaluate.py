@@ -150,38 +150,44 @@ async def evaluate_clusters(
 def _said(d: Decision) -> tuple[Any, ...]:
     """What a decision says: action, relation, entity, linked entity, confidence to 6 places (the
     order of application, ``sequence``, is left out: it is stamped from the clock and only orders)."""
-    return (
-        d.action.value,
-        d.relation.value if d.relation else None,
-        d.entity_id,
-        d.related_entity_id,
-        round(d.confidence, 6),
-    )
+    return (*_outcome(d), round(d.confidence, 6))
 
 
-def cluster_members(entity_of: dict[str, str]) -> dict[str, tuple[str, ...]]:
-    """Each record's final entity as the sorted ids of its members."""
+def _outcome(d: Decision) -> tuple[Any, ...]:
+    return (d.action.value, d.relation.value if d.relation else None, d.entity_id, d.related_entity_id)
+
+
+def cluster_members(assigned: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Each record's final entity (or work) as the sorted ids of its members."""
     members: dict[str, list[str]] = {}
-    for cid, entity in entity_of.items():
-        members.setdefault(entity, []).append(cid)
+    for cid, group_id in assigned.items():
+        members.setdefault(group_id, []).append(cid)
     return {cid: tuple(sorted(group)) for group in members.values() for cid in group}
 
 
 def determinism(outcomes: list[StreamOutcome]) -> dict[str, int]:
-    """Records whose decision, or whose final cluster, differs between any run and the first."""
+    """Records whose decision (whole, or its outcome: action, relation, entity, linked entity),
+    final entity's members or final work's members differ between any run and the first."""
     first, rest = outcomes[0], outcomes[1:]
-    said = {c: _said(d) for c, d in first.decisions.items()}
-    decisions = sum(
-        1 for c in first.order if any(c not in o.decisions or _said(o.decisions[c]) != said.get(c) for o in rest)
-    )
-    members = cluster_members(first.entity_of)
-    others = [cluster_members(o.entity_of) for o in rest]
-    clusters = sum(1 for c in first.order if any(m.get(c) != members[c] for m in others))
+
+    def differing(value: Any) -> int:
+        return sum(1 for c in first.order if any(value(o, c) != value(first, c) for o in rest))
+
+    def said(o: StreamOutcome, c: str) -> Any:
+        return _said(o.decisions[c]) if c in o.decisions else None
+
+    def outcome(o: StreamOutcome, c: str) -> Any:
+        return _outcome(o.decisions[c]) if c in o.decisions else None
+
+    entities = {id(o): cluster_members(o.entity_of) for o in outcomes}
+    works = {id(o): cluster_members(o.work_of) for o in outcomes}
     return {
         "runs": len(outcomes),
         "records": len(first.order),
-        "decisions_differing": decisions,
-        "clusters_differing": clusters,
+        "decisions_differing": differing(said),
+        "outcomes_differing": differing(outcome),
+        "clusters_differing": differing(lambda o, c: entities[id(o)].get(c)),
+        "works_differing": differing(lambda o, c: works[id(o)].get(c)),
     }
 
 

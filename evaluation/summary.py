@@ -44,7 +44,8 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         d = metrics["determinism"]
         lines.append(
             f"  determinism over {d['runs']} runs of the first order: {d['decisions_differing']} of {d['records']} "
-            f"decisions and {d['clusters_differing']} final clusters differ from the first run"
+            f"decisions ({d['outcomes_differing']} in action, relation or entity), {d['clusters_differing']} final "
+            f"clusters and {d['works_differing']} final works differ from the first run"
         )
     if "at_once" in metrics:
         once = metrics["at_once"]

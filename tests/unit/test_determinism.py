@@ -119,7 +119,9 @@ def test_evaluate_repeat_counts_decisions_and_clusters_that_differ(tmp_path: Pat
         "runs": 3,
         "records": len(ds.items),
         "decisions_differing": 0,
+        "outcomes_differing": 0,
         "clusters_differing": 0,
+        "works_differing": 0,
     }
 
     # The count itself: a run whose one record went elsewhere differs in that decision and in
@@ -133,7 +135,7 @@ def test_evaluate_repeat_counts_decisions_and_clusters_that_differ(tmp_path: Pat
     second.decisions[moved] = replace(second.decisions[moved], entity_id="elsewhere")
     second.entity_of[moved] = "elsewhere"
     counted = determinism([first, second])
-    assert counted["decisions_differing"] == 1
+    assert counted["decisions_differing"] == counted["outcomes_differing"] == 1
     assert counted["clusters_differing"] == len(
         [c for c in first.entity_of if first.entity_of[c] == first.entity_of[moved]]
     )
