@@ -171,10 +171,11 @@ class WorkerSettings:
     milvus_token: str = field(default="", repr=False)
     # HNSW search breadth: recall@10 0.96 at 20k-100k entities, 0.90 at 500k (docs/performance.md).
     milvus_hnsw_ef: int = 64
-    # The last rows a partition's resolver wrote, kept in memory and searched exactly: Milvus'
-    # Bounded searches do not see a row for a few seconds after it is written. A count, not a
-    # time, so that decisions depend on the events and their order, not on batch timing; sized
-    # as the worker's top rate times the measured visibility lag, with a margin (docs/quality.md).
+    # The last rows the worker's resolver wrote (every partition it holds), kept in memory and
+    # searched exactly: Milvus' Bounded searches do not see a row for up to ~5 s after it is
+    # written. A count, not a time, so that decisions depend on the events and their order, not
+    # on batch timing; sized as the worker's top rate times the measured lag, with a margin
+    # (docs/quality.md, "Determinism").
     recent_rows: int = 5000
     otlp_endpoint: str = "http://127.0.0.1:4317"
     jaeger_query_url: str = "http://127.0.0.1:16686"
