@@ -194,7 +194,18 @@ class Corrector:
         if not own:
             return Correction()
         reason = f"curator feedback {fb.feedback_id}: {fb.left} {fb.verdict} {fb.right}"
-        correction = self.reexamine(own, [], fb.feedback_id, fb.left, "curator-feedback", reason)
+        # A verdict that splits an entity can free a member to honour an older must-link with an
+        # item elsewhere (a = c, then a != c, with b = c held all along): those entities join in.
+        partners = [
+            e
+            for entity in own
+            for member in self._store.members(entity)
+            for other in self._store.constraints(member).get("same", [])
+            if (e := self._entity(other)) and e not in own
+        ]
+        correction = self.reexamine(
+            own, list(dict.fromkeys(partners)), fb.feedback_id, fb.left, "curator-feedback", reason
+        )
         if fb.verdict in ("version_of", "video_of"):
             left, right = self._entity_after(fb.left, correction), self._entity_after(fb.right, correction)
             if left and right and left != right:

@@ -249,3 +249,17 @@ def test_replayed_decisions_rebuild_the_live_state_and_constraints_hold(script: 
         for member in off.table[key]["members"]:
             assert off.entity_of(member) == key[2:]
     assert max(off.reexamined, default=0) <= 1 + LIMITS.max_entities
+
+
+def test_a_split_by_feedback_honours_an_older_must_link_elsewhere() -> None:
+    """Found by the property above: c0 = c2 then c0 != c2, with c1 = c2 held all along; the split
+    that frees c2 from c0 must also join c2 with c1 (c1 != c0 kept them apart until then)."""
+    script = [
+        ("events", [("c0", 0, 0, 0)]),
+        ("fb", ("c0", "c1", "different")),
+        ("fb", ("c0", "c2", "same")),
+        ("fb", ("c1", "c2", "same")),
+        ("events", [("c1", 0, 0, 1), ("c2", 0, 0, 2)]),
+        ("fb", ("c0", "c2", "different")),
+    ]
+    test_replayed_decisions_rebuild_the_live_state_and_constraints_hold.hypothesis.inner_test(script)  # type: ignore[attr-defined]
