@@ -22,15 +22,9 @@ from typing import Any
 import numpy as np
 
 from resolution.candidates import IndexedRow, IndexHit
-from resolution.errors import DependencyUnavailable, with_backoff
+from vector_index.milvus_connection import CONSISTENCY_LEVELS, MilvusConnection, MilvusUnavailable
 
 log = logging.getLogger(__name__)
-
-
-class MilvusUnavailable(DependencyUnavailable):
-    """Milvus did not answer within the retry budget."""
-
-    dependency = "milvus"
 
 
 TITLE_ONLY_FIELD = "title_only_key"
@@ -40,12 +34,10 @@ def _quote(values: list[str]) -> str:
     return "[" + ",".join(json.dumps(v) for v in values) + "]"
 
 
-# Strong: a search sees every write acknowledged before it, another worker's too (it waits for
-# Milvus' time tick); Bounded: up to a few seconds stale, in milliseconds.
-CONSISTENCY_LEVELS = ("Bounded", "Strong")
+__all__ = ["CONSISTENCY_LEVELS", "MilvusUnavailable", "MilvusVectorIndex"]
 
 
-class MilvusVectorIndex:
+class MilvusVectorIndex(MilvusConnection):
     def __init__(
         self,
         uri: str,
@@ -58,32 +50,12 @@ class MilvusVectorIndex:
         call_timeout_s: float = 10.0,
         consistency: str = "Bounded",
     ) -> None:
-        if consistency not in CONSISTENCY_LEVELS:
-            raise ValueError(f"Milvus consistency must be one of {CONSISTENCY_LEVELS}, not {consistency!r}")
-        self._consistency = consistency
-        self._call_timeout_s = call_timeout_s
-        self._uri = uri
-        self._token = token
+        super().__init__(uri, token, retry_max_s, on_retry, hnsw_ef, call_timeout_s, consistency)
         self._collection = collection
         self._dim = dim
-        self._retry_max_s = retry_max_s
-        self._on_retry = on_retry
-        self._hnsw_ef = hnsw_ef
-        self._client: Any = None
-        self._ready = False
         self._has_title_only = True
 
-    def _connect(self) -> Any:
-        from pymilvus import MilvusClient
-
-        if self._client is None:
-            self._client = MilvusClient(uri=self._uri, token=self._token, timeout=10)
-        if not self._ready:
-            self._ensure_collection(self._client)
-            self._ready = True
-        return self._client
-
-    def _ensure_collection(self, client: Any) -> None:
+    def _ensure(self, client: Any) -> None:
         from pymilvus import DataType, MilvusClient
 
         if not client.has_collection(self._collection):
@@ -112,26 +84,6 @@ class MilvusVectorIndex:
             )
         # After a server restart a collection must be loaded again before it can be searched.
         client.load_collection(self._collection)
-
-    async def _call(self, what: str, fn: Callable[[Any], Any]) -> Any:
-        async def attempt() -> Any:
-            return await asyncio.to_thread(lambda: fn(self._connect()))
-
-        async def reset() -> None:
-            self._client = None
-            self._ready = False
-
-        # pymilvus retries a broken channel internally for a long time; bounding each call makes
-        # an outage show up as counted retries instead of one silent hang.
-        return await with_backoff(
-            attempt,
-            unavailable=MilvusUnavailable,
-            what=f"Milvus {what} at {self._uri}",
-            retry_max_s=self._retry_max_s,
-            on_retry=self._on_retry,
-            reset=reset,
-            call_timeout_s=self._call_timeout_s,
-        )
 
     async def search(self, vectors: np.ndarray, k: int) -> list[list[IndexHit]]:
         if len(vectors) == 0:

@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from resolution.errors import with_backoff
 from resolution.media_evidence import SAME_PICTURE_SCORE, MediaEvidence
 from resolution.media_index import AUDIO_VECTOR_DIM, MediaHit, MediaRow, audio_vector, rescored
 from settings import WorkerSettings
-from vector_index.milvus import CONSISTENCY_LEVELS, MilvusUnavailable
+from vector_index.milvus_connection import MilvusConnection
 
 IMAGE_BITS = 64
 _MAX_EVIDENCE = 60000  # VARCHAR limit is 65,535; a 120 s fingerprint and a text vector take ~8 KB
@@ -81,7 +80,9 @@ def _packed(bits: Any) -> bytes:
 _FIELDS = ["entity_id", "work_id", "meta", "evidence"]
 
 
-class MilvusMediaIndex:
+class MilvusMediaIndex(MilvusConnection):
+    what = "Milvus media"
+
     def __init__(
         self,
         uri: str,
@@ -94,32 +95,12 @@ class MilvusMediaIndex:
         call_timeout_s: float = 10.0,
         consistency: str = "Bounded",
     ) -> None:
-        if consistency not in CONSISTENCY_LEVELS:
-            raise ValueError(f"Milvus consistency must be one of {CONSISTENCY_LEVELS}, not {consistency!r}")
-        self._uri = uri
-        self._token = token
+        super().__init__(uri, token, retry_max_s, on_retry, hnsw_ef, call_timeout_s, consistency)
         self.audio_collection = f"{collection}_audio"
         self.image_collection = f"{collection}_image"
         self._search_k = search_k
-        self._retry_max_s = retry_max_s
-        self._on_retry = on_retry
-        self._hnsw_ef = hnsw_ef
-        self._call_timeout_s = call_timeout_s
-        self._consistency = consistency
-        self._client: Any = None
-        self._ready = False
 
-    def _connect(self) -> Any:
-        from pymilvus import MilvusClient
-
-        if self._client is None:
-            self._client = MilvusClient(uri=self._uri, token=self._token, timeout=10)
-        if not self._ready:
-            self._ensure_collections(self._client)
-            self._ready = True
-        return self._client
-
-    def _ensure_collections(self, client: Any) -> None:
+    def _ensure(self, client: Any) -> None:
         from pymilvus import DataType, MilvusClient
 
         for name, vector_type, dim, index_type, metric, params in (
@@ -139,24 +120,6 @@ class MilvusMediaIndex:
                 index.add_index(field_name="vector", index_type=index_type, metric_type=metric, params=params)
                 client.create_collection(name, schema=schema, index_params=index, consistency_level="Bounded")
             client.load_collection(name)
-
-    async def _call(self, what: str, fn: Callable[[Any], Any]) -> Any:
-        async def attempt() -> Any:
-            return await asyncio.to_thread(lambda: fn(self._connect()))
-
-        async def reset() -> None:
-            self._client = None
-            self._ready = False
-
-        return await with_backoff(
-            attempt,
-            unavailable=MilvusUnavailable,
-            what=f"Milvus media {what} at {self._uri}",
-            retry_max_s=self._retry_max_s,
-            on_retry=self._on_retry,
-            reset=reset,
-            call_timeout_s=self._call_timeout_s,
-        )
 
     async def sounding_like(
         self, queries: Sequence[MediaEvidence], k: int, excludes: Sequence[str]
