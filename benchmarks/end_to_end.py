@@ -70,8 +70,12 @@ class DecisionFollower:
         from streams.kafka import client_config
         from streams.topics import Schemas
 
-        self._schema = Schemas.load().decision
+        schemas = Schemas.load()
+        self._schema = schemas.decision
+        self._dead_letter = schemas.dead_letter
+        self._content_event = schemas.content_event
         self._topic = settings.kafka.decisions_topic
+        self._dlq_topic = settings.kafka.dlq_topic
         self._consumer = Consumer(
             {
                 **client_config(settings.kafka),
@@ -83,12 +87,15 @@ class DecisionFollower:
             }
         )
         self.received: dict[str, Received] = {}
+        # Events the worker refused (dead-lettered, with a reason) are answered too: waiting for
+        # their decision would wait out the whole timeout (20 min on musicbrainz-20k).
+        self.dead_lettered: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="decision-follower", daemon=True)
 
     def start(self) -> None:
-        self._consumer.subscribe([self._topic])
+        self._consumer.subscribe([self._topic, self._dlq_topic])
         self._thread.start()
 
     def _run(self) -> None:
@@ -97,6 +104,9 @@ class DecisionFollower:
                 if msg.error():
                     continue
                 now = time.time()
+                if msg.topic() == self._dlq_topic:
+                    self._note_dead_letter(msg.value() or b"")
+                    continue
                 d = self._schema.decode(msg.value() or b"")
                 with self._lock:
                     self.received.setdefault(
@@ -104,11 +114,21 @@ class DecisionFollower:
                     )
         self._consumer.close()
 
+    def _note_dead_letter(self, value: bytes) -> None:
+        letter = self._dead_letter.decode(value)
+        try:
+            event_id = self._content_event.decode(letter["original"])["event_id"]
+        except Exception:  # an undecodable original names no event: nothing to wait for
+            return
+        with self._lock:
+            self.dead_lettered.setdefault(event_id, letter["reason"])
+
     def wait_for(self, event_ids: set[str], timeout_s: float) -> dict[str, Received]:
+        """The decisions of ``event_ids``, once each is decided or dead-lettered (or at timeout)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
-                if event_ids <= self.received.keys():
+                if event_ids <= self.received.keys() | self.dead_lettered.keys():
                     break
             time.sleep(0.05)
         with self._lock:
@@ -165,7 +185,8 @@ class PhaseResult:
     decided_latency_ms: dict[str, float]  # to the worker's decided_at stamp, before the produce
     stages_ms: dict[str, float]  # mean per batch
     batch_size_mean: float
-    missing: int
+    missing: int  # neither decided nor dead-lettered
+    dead_lettered: int = 0
     arrivals_s: list[float] = field(default_factory=list, repr=False)  # relative to the first produce
     latencies: list[float] = field(default_factory=list, repr=False)
 
@@ -282,6 +303,7 @@ class EndToEndBench:
         produce_s = time.time() - start
         expected = rate or 50.0
         got = self.follower.wait_for({i.event_id for i in items}, timeout_s=60 + 3 * count / expected)
+        dead = {i.event_id for i in items if i.event_id not in got and i.event_id in self.follower.dead_lettered}
         after = _scrape(self.worker)
         latencies = [r.at_s * 1000 - r.produced_at_ms for r in got.values()]
         decided = [r.decided_at_ms - r.produced_at_ms for r in got.values()]
@@ -299,7 +321,8 @@ class EndToEndBench:
             decided_latency_ms=latency_summary(decided),
             stages_ms=stage_means,
             batch_size_mean=round(batch_mean, 1) if not math.isnan(batch_mean) else 0.0,
-            missing=len(items) - len(got),
+            missing=len(items) - len(got) - len(dead),
+            dead_lettered=len(dead),
             arrivals_s=sorted(arrivals),
             latencies=latencies,
         )

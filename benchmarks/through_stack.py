@@ -166,7 +166,9 @@ def through_stack(
         "mode": "through-stack",
         "text_model": settings.worker.text_model,
         "streamed": len(order),
-        "decided": first_phase.events - first_phase.missing,
+        "decided": first_phase.events - first_phase.missing - first_phase.dead_lettered,
+        "dead_lettered": first_phase.dead_lettered,
+        "unanswered": first_phase.missing,
         "events_per_s": first_phase.events_per_s,
         "latency_ms": first_phase.latency_ms,
         "batch_size_mean": first_phase.batch_size_mean,
@@ -192,7 +194,10 @@ def through_stack_command(
         return f"P {d['precision']:.4f} R {d['recall']:.4f} F1 {d['f1']:.4f}"
 
     print(f"{m['dataset']} [through the stack, split={split}, text model {m['text_model']}]")
-    print(f"  streamed {m['streamed']}, decided {m['decided']}, scored {m['records']} (missing {m['missing']})")
+    print(
+        f"  streamed {m['streamed']}, decided {m['decided']}, dead-lettered {m['dead_lettered']}, "
+        f"scored {m['records']} (without an entity {m['missing']})"
+    )
     if m["kind"] == "pairs":
         print(f"  pairs {m['pairs']} (positives {m['positives']}): {prf(m['pairwise'])}")
         if "leak_free" in m:
@@ -213,7 +218,7 @@ def through_stack_command(
     print(f"  {m['events_per_s']:.1f} events/s; latency ms {json.dumps(lat)}; mean batch {m['batch_size_mean']}")
     if json_out:
         Path(json_out).write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
-    if m["missing"]:
-        print(f"[evaluate] {m['missing']} scored records got no decision", file=sys.stderr)
+    if m["unanswered"]:
+        print(f"[evaluate] {m['unanswered']} streamed events got neither a decision nor a dead letter", file=sys.stderr)
         return 1
     return 0
