@@ -41,22 +41,55 @@ def test_model_versions_name_runtime_and_precision() -> None:
         encoder_path("text_encoder_fp8")
 
 
-def _measured(model: str, rate: float, cosine: float = 1.0) -> PathMeasurement:
-    ok, why = judge(encoder_path(model), cosine, cosine)
-    return PathMeasurement(model, encoder_path(model).label, rate, 1.0, cosine, cosine, None, ok, why)
+def _measured(model: str, rate: float, cosine: float = 1.0, batch_cosine: float = 1.0) -> PathMeasurement:
+    ok, why = judge(encoder_path(model), cosine, cosine, batch_cosine)
+    return PathMeasurement(model, encoder_path(model).label, rate, 1.0, cosine, cosine, batch_cosine, None, ok, why)
 
 
 def test_judge_needs_cosine_and_a_measured_f1_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(encoder_choice, "MEASURED_F1_COST", {"text_encoder_onnx_int8": {"a": 0.001, "b": -0.002}})
-    assert judge(encoder_path("text_encoder_onnx_int8"), 0.992, 0.97) == (True, "")
-    ok, why = judge(encoder_path("text_encoder_onnx_int8"), 0.97, 0.90)
+    assert judge(encoder_path("text_encoder_onnx_int8"), 0.992, 0.97, 1.0) == (True, "")
+    ok, why = judge(encoder_path("text_encoder_onnx_int8"), 0.97, 0.90, 1.0)
     assert not ok and "cosine" in why
-    ok, why = judge(encoder_path("text_encoder_bf16"), 0.99995, 0.9999)
+    ok, why = judge(encoder_path("text_encoder_bf16"), 0.99995, 0.9999, 1.0)
     assert not ok and "no F1 cost" in why
-    assert judge(encoder_path("text_encoder_onnx"), 1.0, 1.0) == (True, "")  # a reference needs none
+    assert judge(encoder_path("text_encoder_onnx"), 1.0, 1.0, 0.9999991) == (True, "")  # a reference needs none
     monkeypatch.setattr(encoder_choice, "MEASURED_F1_COST", {"text_encoder_onnx_int8": {"a": 0.009}})
-    ok, why = judge(encoder_path("text_encoder_onnx_int8"), 0.992, 0.97)
+    ok, why = judge(encoder_path("text_encoder_onnx_int8"), 0.992, 0.97, 1.0)
     assert not ok and "0.0090 > 0.005" in why
+
+
+def test_a_vector_that_depends_on_its_batch_is_not_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Dynamic int8 as measured on an AVX2 EPYC: fastest, within the cosine and F1 budgets, but a
+    # text's vector moves with its batch neighbours (cosine 0.974 across batchings).
+    monkeypatch.setattr(encoder_choice, "MEASURED_F1_COST", {"text_encoder_onnx_int8": {"a": 0.001}})
+    ok, why = judge(encoder_path("text_encoder_onnx_int8"), 0.9915, 0.96, 0.9737)
+    assert not ok and "depends on the batch" in why
+    measured = [
+        _measured("text_encoder", 135),
+        _measured("text_encoder_onnx", 202, batch_cosine=0.9999991),
+        _measured("text_encoder_onnx_int8", 316, cosine=0.9915, batch_cosine=0.9737),
+    ]
+    assert choose(measured, "cpu").model == "text_encoder_onnx"
+
+
+def test_batch_invariance_compares_each_text_with_itself_in_other_batches() -> None:
+    import numpy as np
+
+    texts = [f"text {i}" for i in range(20)]
+    base = {t: np.eye(20, dtype=np.float32)[i] for i, t in enumerate(texts)}
+
+    def invariant(batch: list[str]) -> np.ndarray:
+        return np.stack([base[t] for t in batch])
+
+    def batch_dependent(batch: list[str]) -> np.ndarray:
+        # Every vector leans towards the batch mean, as a per-batch activation scale does.
+        own = invariant(batch)
+        return own + 0.3 * own.mean(axis=0)
+
+    whole = invariant(texts)
+    assert encoder_choice.batch_invariance(invariant, texts, whole) == pytest.approx(1.0)
+    assert encoder_choice.batch_invariance(batch_dependent, texts, batch_dependent(texts)) < 0.999
 
 
 def test_the_fastest_path_within_budget_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
