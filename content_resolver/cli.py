@@ -151,9 +151,14 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from inference.model_repository import ModelRepository
 
     if args.through_stack:
-        from benchmarks.through_stack import through_stack_command
+        from dataclasses import replace
 
-        return through_stack_command(settings, Path(args.dataset), args.split, args.json, args.repeat)
+        from benchmarks.through_stack import through_stack_command
+        from content_resolver.encoder_choice import served_text_model
+
+        # The worker reads the same measured choice itself; named here so that the report says which.
+        served = replace(settings, worker=replace(settings.worker, text_model=served_text_model(settings).model))
+        return through_stack_command(served, Path(args.dataset), args.split, args.json, args.repeat)
     w = settings.worker
     model_dir = (
         Path(args.model)
