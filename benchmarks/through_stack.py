@@ -20,7 +20,7 @@ from benchmarks.end_to_end import EndToEndBench
 from evaluation.cluster_scoring import prf_dict
 from evaluation.datasets import Dataset, load_dataset
 from evaluation.evaluate import split_ids
-from evaluation.metrics import bcubed_prf, pair_classification_prf, pairwise_prf
+from evaluation.metrics import bcubed_prf, pairwise_prf
 from evaluation.streaming import seeded_order
 from resolution.entities import cluster_rows, rebuild_state
 from resolution.model import ContentItem
@@ -67,10 +67,12 @@ class DatasetThroughStack(EndToEndBench):
 
 
 def score_pairs(rows: list[tuple[str, str, str]], ds: Dataset, split: str, original: dict[str, str]) -> dict[str, Any]:
-    """A pair set judged from the exported clustering: a pair of recordings is predicted the same
-    when both are in one entity; a video and a work when they are in one work. Raw and leak-free."""
+    """A pair set judged from the exported clustering (``evaluation.pair_scoring.judged_together``:
+    a video and a work together when in one work, two recordings when in one entity), raw and
+    leak-free: the measure ``resolver evaluate`` reports offline as "clustered"."""
     from evaluation.leakage import leak_free
     from evaluation.pair_examples import pair_set_examples
+    from evaluation.pair_scoring import clustered_pair_prf
     from evaluation.splits import in_split
 
     assert ds.pairs is not None
@@ -85,25 +87,10 @@ def score_pairs(rows: list[tuple[str, str, str]], ds: Dataset, split: str, origi
 
     every = pair_set_examples(ds, NoVectors())  # type: ignore[arg-type]
     examples = [e for e in every if in_split(e.portion, split)]
-
-    def prf(chosen: list[Any]) -> dict[str, Any]:
-        labels = [int(e.relation != "none") for e in chosen]
-        predicted = []
-        for e in chosen:
-            a, b = e.left.content_id, e.right.content_id
-            video = e.left.kind.endswith("video") or e.right.kind.endswith("video")
-            together = work_of.get(a) == work_of.get(b) if video else entity_of.get(a) == entity_of.get(b)
-            predicted.append(float(together and a in entity_of and b in entity_of))
-        return {
-            "pairs": len(chosen),
-            "positives": sum(labels),
-            "pairwise": prf_dict(pair_classification_prf(labels, predicted, 0.5)),
-        }
-
-    out = {"records": len(ds.items), "exported": len(rows), **prf(examples)}
+    out = {"records": len(ds.items), "exported": len(rows), **clustered_pair_prf(examples, entity_of, work_of)}
     out["missing"] = len({c for e in examples for c in (e.left.content_id, e.right.content_id)} - entity_of.keys())
     if split in ("valid", "test"):
-        out["leak_free"] = prf(leak_free(examples, every))
+        out["leak_free"] = clustered_pair_prf(leak_free(examples, every), entity_of, work_of)
     return out
 
 

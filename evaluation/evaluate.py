@@ -28,8 +28,9 @@ from evaluation.cluster_scoring import EvaluationResult, has_entity_pairs, prf_d
 from evaluation.datasets import Dataset
 from evaluation.leakage import leak_free
 from evaluation.metrics import bcubed_prf, pairwise_prf
-from evaluation.pair_examples import cluster_key, pair_set_examples
-from evaluation.pair_scoring import pair_details, pair_prf
+from evaluation.pair_examples import PairExample, cluster_key, pair_set_examples
+from evaluation.pair_misses import missed_positives, reason_counts
+from evaluation.pair_scoring import clustered_pair_prf, pair_details, pair_prf
 from evaluation.splits import cluster_portion, in_split
 from evaluation.streaming import OfflineResolver, StreamOutcome, seeded_order, stream_items
 from resolution.drift import decision_signals
@@ -217,7 +218,34 @@ async def _at_once(
     return out
 
 
-async def evaluate_pairs(ds: Dataset, split: str, offline: OfflineResolver, progress: bool = True) -> EvaluationResult:
+async def clustered_pairs(
+    ds: Dataset,
+    examples: list[PairExample],
+    every: list[PairExample],
+    split: str,
+    offline: OfflineResolver,
+    progress: bool,
+) -> dict[str, Any]:
+    """The pairs judged from a clustering, as ``--through-stack`` judges them: every record of the
+    set streamed through the resolver in the order the stack streams (the first seeded order),
+    a video and its partner "together" when both end in one work. Beside it, why each positive
+    pair left apart was missed (``pair_misses``)."""
+    order = seeded_order(ds.items, 0)
+    async with offline.fresh() as (resolver, store):
+        outcome = await stream_items(order, resolver, store, offline.batch_size, progress, label="clustered")
+    out = clustered_pair_prf(examples, outcome.entity_of, outcome.work_of)
+    out["missed"] = reason_counts(missed_positives(examples, outcome, offline.thresholds))
+    out["events_per_s"] = len(order) / outcome.seconds if outcome.seconds else 0.0
+    if split != "train" and split != "all":
+        out["leak_free"] = clustered_pair_prf(leak_free(examples, every), outcome.entity_of, outcome.work_of)
+    return out
+
+
+async def evaluate_pairs(
+    ds: Dataset, split: str, offline: OfflineResolver, progress: bool = True, clustered: bool = True
+) -> EvaluationResult:
+    """Each pair scored by the matcher alone; with ``clustered``, also judged from the clustering
+    of every record streamed (the stack's measure: candidates, link decisions, corrections)."""
     offline.encoder.prefill([normalise(i).embed_text for i in ds.items], progress=progress)
     every = pair_set_examples(ds, offline.encoder)
     examples = [e for e in every if in_split(e.portion, split)]
@@ -242,6 +270,8 @@ async def evaluate_pairs(ds: Dataset, split: str, offline: OfflineResolver, prog
         free = set(map(id, leak_free(examples, every)))
         kept = [(e, s) for e, s in zip(examples, scores, strict=True) if id(e) in free]
         result.metrics["leak_free"] = pair_prf([e for e, _ in kept], [s for _, s in kept], policy)
+    if clustered:
+        result.metrics["clustered"] = await clustered_pairs(ds, examples, every, split, offline, progress)
     return result
 
 
@@ -282,6 +312,4 @@ def evaluate_command(
             results.append(result)
             if on_result is not None:
                 on_result(result)
-        if ds.pairs is not None:
-            break  # pairs are scored by the matcher alone: the index plays no part
     return results

@@ -9,6 +9,7 @@ from evaluation.cluster_scoring import WORST_ERRORS, EvaluationResult, describe,
 from evaluation.metrics import pair_classification_prf
 from evaluation.pair_examples import PairExample, positive_relation
 from resolution.matcher import PairScore
+from resolution.model import Relation
 from resolution.policy import DecisionPolicy
 
 
@@ -62,3 +63,29 @@ def pair_details(examples: list[PairExample], scores: list[PairScore], policy: D
     result.confusion = {k: dict(v) for k, v in confusion.items()}
     result.errors = [e for _s, e in sorted(errors, key=lambda t: -t[0])[:WORST_ERRORS]]
     return result
+
+
+def judged_together(example: PairExample, entity_of: dict[str, str], work_of: dict[str, str]) -> bool:
+    """A pair judged from a clustering, as the stack's export is: a video and its partner are
+    together when both are in one work; two recordings when both are in one entity. A record the
+    clustering does not hold is with nothing."""
+    a, b = example.left.content_id, example.right.content_id
+    if a not in entity_of or b not in entity_of:
+        return False
+    if positive_relation(example.left, example.right) == Relation.VIDEO_OF.value:
+        return work_of.get(a) == work_of.get(b)
+    return entity_of[a] == entity_of[b]
+
+
+def clustered_pair_prf(
+    examples: list[PairExample], entity_of: dict[str, str], work_of: dict[str, str]
+) -> dict[str, Any]:
+    """P/R/F1 of the labelled pairs judged from a clustering (``judged_together``): what
+    ``evaluate --through-stack`` measures, so an offline resolver's clustering compares with it."""
+    labels = [int(e.relation != "none") for e in examples]
+    predicted = [float(judged_together(e, entity_of, work_of)) for e in examples]
+    return {
+        "pairs": len(examples),
+        "positives": sum(labels),
+        "pairwise": prf_dict(pair_classification_prf(labels, predicted, 0.5)),
+    }

@@ -20,6 +20,15 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
                 f"  leak-free pairs {free['pairs']} (positives {free['positives']}; no record shared with a "
                 f"training pair by id or normalised text): {_prf(free['pairwise'])}"
             )
+        if "clustered" in metrics:
+            # The stack's measure: the pairs judged from the clustering of every record streamed.
+            c = metrics["clustered"]
+            line = f"  clustered (as --through-stack judges: one work each): {_prf(c['pairwise'])}"
+            if "leak_free" in c:
+                line += f"; leak-free F1 {c['leak_free']['pairwise']['f1']:.4f}"
+            lines.append(line)
+            missed = ", ".join(f"{k} {v}" for k, v in c["missed"].items())
+            lines.append(f"  positive pairs left apart, by step: {missed}")
         return lines
     shape = metrics.get("resolver", {})
     if shape:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from evaluation.datasets import Dataset, LabelledPair, TruthRow
 from evaluation.evaluate import evaluate_clusters, evaluate_pairs, split_ids
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import VALID, cluster_portion, pair_portion
-from evaluation.streaming import ResolverConfig, reference_offline
+from evaluation.streaming import ResolverConfig, reference_offline, seeded_order
 from resolution.matcher import PairInput, PairScore, RuleScorer
 from resolution.model import ContentItem
 from resolution.policy import Thresholds
@@ -232,3 +233,48 @@ def test_splits_are_seeded_and_proportioned() -> None:
     assert pair_portion("valid", "a", "b") == "valid"
     train = [pair_portion("train", f"l{i}", f"r{i}") for i in range(5000)]
     assert train.count("tune") / len(train) == pytest.approx(0.2, abs=0.02)
+
+
+def test_pair_set_also_judged_from_the_clustering(tmp_path: Path) -> None:
+    """Beside the per-pair figure, the pairs judged from the clustering of every record streamed
+    (the measure ``--through-stack`` reports): a video that is a version of two works links to one
+    of them only, so the pair with the other is a miss there, though the matcher scored it."""
+    items = [
+        replace(_item("w1", "Hallelujah", "Leonard Cohen"), kind="music_video"),
+        replace(_item("v1", "Jeff Buckley - Hallelujah", ""), kind="music_video", artists=()),
+        replace(_item("w2", "Hallelujah", "Rufus Wainwright"), kind="music_video"),
+    ]
+    assert [i.content_id for i in seeded_order(items, 0)] == ["w1", "w2", "v1"]  # v1 is decided last
+    pairs = [
+        LabelledPair("w1", "v1", 1, "valid"),
+        LabelledPair("w2", "v1", 1, "valid"),
+        LabelledPair("w1", "w2", 0, "valid"),
+    ]
+    video_of = {frozenset({"w1", "v1"}): 0.9, frozenset({"w2", "v1"}): 0.8}
+
+    class Videos:
+        model_version = "videos"
+
+        async def score(self, batch: list[PairInput]) -> list[PairScore]:
+            out = []
+            for p in batch:
+                v = video_of.get(frozenset({p.left.content_id, p.right.content_id}), 0.0)
+                out.append(PairScore({"same": 0.0, "version_of": 0.0, "video_of": v, "none": 1.0 - v}, {}))
+            return out
+
+    ds = Dataset("videos", Path("videos"), items, pairs=pairs)
+    offline = reference_offline(trigram_encoder(tmp_path), Videos(), THRESHOLDS, CONFIG)
+    m = asyncio.run(evaluate_pairs(ds, VALID, offline, progress=False)).metrics
+    assert m["pairwise"]["recall"] == 1.0 and m["pairwise"]["precision"] == 1.0
+    clustered = m["clustered"]
+    assert clustered["pairs"] == 3 and clustered["positives"] == 2
+    assert (clustered["pairwise"]["tp"], clustered["pairwise"]["fp"], clustered["pairwise"]["fn"]) == (1, 0, 1)
+    # v1 scored w2 above the link threshold and linked to w1, in another work.
+    assert clustered["missed"] == {
+        "not_candidate": 0,
+        "below_link": 0,
+        "other_target": 1,
+        "undone": 0,
+        "apart_in_scoring": 0,
+    }
+    assert "clustered" not in asyncio.run(evaluate_pairs(ds, VALID, offline, progress=False, clustered=False)).metrics
