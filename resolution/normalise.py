@@ -218,7 +218,11 @@ def split_artists(raw: str) -> tuple[list[str], list[str]]:
     return primary, featured
 
 
-_DASH_SEPARATOR_RE = re.compile(r"\s+[-–—]\s+")
+_DASH_SEPARATOR_RE = re.compile(r"\s+[-–—]{1,2}\s+")
+# Titles typed by hand (video titles): the dash spaced on one side only ("Stanley Jordan -The Lady
+# In My Life", "Willie Nelson- Hallelujah") or left out, a wide gap instead ("Roy Hamilton   Cheek
+# To Cheek"). Tried only where no spaced dash is found.
+_LOOSE_SEPARATOR_RE = re.compile(r"(?<=\w)[-–—]\s+|\s+[-–—](?=\w)|(?<=\S)\s{3,}(?=\S)")
 
 
 # Values of other fields that some feeds glue into the title ("Song 3:33", "Song $ 1.29",
@@ -292,7 +296,7 @@ def split_artist_from_title(title: str, artist: str) -> tuple[str, str]:
     """
     if (artist or "").strip():
         return title, artist
-    match = _DASH_SEPARATOR_RE.search(title or "")
+    match = _DASH_SEPARATOR_RE.search(title or "") or _LOOSE_SEPARATOR_RE.search(title or "")
     if not match:
         return title, artist
     left, right = title[: match.start()].strip(), title[match.end() :].strip()

@@ -170,6 +170,14 @@ def test_split_artists(raw: str, primary: list[str], featured: list[str]) -> Non
             ("Paper Harbour ( Nine Remix ) Otis Fenwick Paper Harbour - Single Dance", ""),
         ),
         ("Otis Fenwick (UK) - Paper Harbour", "", ("Paper Harbour", "Otis Fenwick (UK)")),
+        # hand-typed video titles: a dash spaced on one side, a double dash, a wide gap for a dash
+        ("Otis Fenwick -Paper Harbour", "", ("Paper Harbour", "Otis Fenwick")),
+        ("Otis Fenwick- Paper Harbour", "", ("Paper Harbour", "Otis Fenwick")),
+        ("Otis Fenwick -- Paper Harbour", "", ("Paper Harbour", "Otis Fenwick")),
+        ("Otis Fenwick   Paper Harbour", "", ("Paper Harbour", "Otis Fenwick")),
+        ("Paper Harbour- Live at Red Rocks", "", ("Paper Harbour- Live at Red Rocks", "")),
+        ("Otis Fenwick-Paper Harbour", "", ("Otis Fenwick-Paper Harbour", "")),  # a hyphen joins words
+        ("Paper  Harbour", "", ("Paper  Harbour", "")),
     ],
 )
 def test_split_artist_from_title(title: str, artist: str, expected: tuple[str, str]) -> None:
