@@ -374,7 +374,7 @@ def build_offline_resolver(
     limits = correction_limits(settings, thresholds)
     description = {
         "index": index_kind if index_kind == "exact" else f"milvus HNSW ef={w.milvus_hnsw_ef}",
-        "text_model": w.text_model,
+        "text_model": encoder.model_version,  # the encoder's own: the setting is empty when measured
         "batch": w.batch_size,
         "chunk": w.pipeline_chunk,
         "k": w.candidates_k,
