@@ -353,7 +353,10 @@ class MediaSetBuilder:
         self.items.append(item)
         return item
 
-    def _studio_family(self, name: str, title: str, artist: str, master: Path, work_id: str, n_dup: int) -> None:
+    def _studio_family(
+        self, name: str, title: str, artist: str, master: Path, work_id: str, n_dup: int
+    ) -> tuple[Path, str]:
+        """The studio take, its duplicates and its video; returns the studio cover and its id."""
         cover, image_id = self._cover(name)
         rec = f"rec-{name}"
         ms = int(_duration_s(master) * 1000)
@@ -383,6 +386,17 @@ class MediaSetBuilder:
             recording_id=rec, work_id=work_id, image_id=image_id, transform="mp4 h264/aac, 640x360 frames + logo",
             source="video-platform",
         )  # fmt: skip
+        return cover, image_id
+
+    def _live_cover(self, name: str, index: int, studio_cover: Path, studio_image_id: str) -> tuple[Path, str]:
+        """A live take's picture. In an evaluation set, a cover of its own. In a training split,
+        every other live take (by chorale index) shows its studio take's cover, resized: a live
+        upload or a compilation often reuses the album art. Without it, every same-titled pair with
+        one picture was the same recording and every other picture another one, so the matcher
+        learnt the picture as the recording and overrode the audio with it (docs/media.md)."""
+        if self.split == "eval" or index % 2:
+            return self._cover(name)
+        return self._image_duplicate(studio_cover, "resize", name), studio_image_id
 
     def build(self, progress: Callable[[str], None] = lambda _m: None) -> MediaSet:
         started = time.monotonic()
@@ -406,14 +420,14 @@ class MediaSetBuilder:
             if p.suffix in (".mxl", ".xml") and self._usable(chorale_name(str(p)))
         )
         self.rng.shuffle(chorales)
-        for path in chorales[:n_chorales]:
+        for index, path in enumerate(chorales[:n_chorales]):
             stem = Path(path).stem.replace("bwv", "")
             name = chorale_name(path)
             progress(name)
             title, artist, work = f"Chorale BWV {stem}", "J. S. Bach Ensemble", f"work-{name}"
             master = self.folder / "audio" / f"{name}.wav"
             self._render(path, master, program=0, semitones=0, tempo=1.0, live=False)
-            self._studio_family(name, title, artist, master, work, n_dup)
+            studio_cover, studio_image_id = self._studio_family(name, title, artist, master, work, n_dup)
             for v, label in enumerate(self.rng.sample(sorted(VERSION_PROGRAMS), n_versions)):
                 semitones = self.rng.choice((-5, -3, -2, 2, 3, 4))
                 tempo = self.rng.choice(TEMPO_FACTORS)
@@ -429,7 +443,7 @@ class MediaSetBuilder:
             live = self.folder / "audio" / f"{name}-live.wav"
             tempo = self.rng.uniform(0.9, 0.96)
             self._render(path, live, 0, 0, tempo, live=True)
-            cover, image_id = self._cover(f"{name}-live")
+            cover, image_id = self._live_cover(f"{name}-live", index, studio_cover, studio_image_id)
             self._add(
                 content_id=f"{name}-live", kind="recording", title=title, artists=(artist,),
                 duration_ms=int(_duration_s(live) * 1000), audio_ref=str(live), image_ref=str(cover), role="live",
