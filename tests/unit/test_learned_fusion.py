@@ -4,13 +4,15 @@ model, the media set's labels and dropout copies, and the resolver handing media
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
-from media.generated_set import MediaItem, source_split
+from media.generated_set import MediaItem, MediaSetBuilder, source_split
 from resolution.candidates import CandidateFinder, InMemoryVectorIndex
 from resolution.entities import EntityStore
 from resolution.features import MEDIA_FEATURE_NAMES
@@ -106,6 +108,33 @@ def test_fit_and_tune_sources_are_split_by_name() -> None:
     splits = {source_split(n) for n in names}
     assert splits == {"fit", "tune"}
     assert all(source_split(n) == source_split(n) for n in names)
+
+
+def test_training_live_takes_alternate_between_the_studio_cover_and_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half the training live takes show the studio cover, so a shared picture is not taught as
+    the same recording; an evaluation set keeps a cover of its own for every live take."""
+    picked: list[str] = []
+
+    def own_cover(self: MediaSetBuilder, name: str) -> tuple[Path, str]:
+        picked.append(name)
+        return tmp_path / f"{name}.jpg", f"img-own-{name}"
+
+    def resized(self: MediaSetBuilder, cover: Path, transform: str, name: str) -> Path:
+        assert transform == "resize"
+        return tmp_path / f"{name}.jpg"
+
+    monkeypatch.setattr(MediaSetBuilder, "_cover", own_cover)
+    monkeypatch.setattr(MediaSetBuilder, "_image_duplicate", resized)
+    studio = tmp_path / "studio.jpg"
+    for split, expected in (
+        ("fit", ["img-studio", "img-own-b", "img-studio"]),
+        ("eval", ["img-own-a", "img-own-b", "img-own-c"]),
+    ):
+        builder = MediaSetBuilder(tmp_path / split, 13, "tiny", split)
+        ids = [builder._live_cover(name, n, studio, "img-studio")[1] for n, name in enumerate("abc")]
+        assert ids == expected, split
 
 
 class _RecordingScorer:
