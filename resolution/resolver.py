@@ -495,7 +495,7 @@ class BatchResolver:
         if linked is not None:
             entity_id, partner = linked
             return self._certain_merge(item, entity_id, ranked, f"curator feedback: same as {partner}")
-        forbidden = frozenset(self._corrector.forbidden_entities(item.content_id, scored))
+        forbidden = frozenset(self._corrector.forbidden_entities(item.content_id))
         outcome = self._policy.decide(scored, forbidden)
         target = outcome.target
         signals = dict(target.signals) if target else {}

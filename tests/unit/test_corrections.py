@@ -263,3 +263,27 @@ def test_a_split_by_feedback_honours_an_older_must_link_elsewhere() -> None:
         ("fb", ("c0", "c2", "different")),
     ]
     test_replayed_decisions_rebuild_the_live_state_and_constraints_hold.hypothesis.inner_test(script)  # type: ignore[attr-defined]
+
+
+def test_one_contradicting_member_does_not_keep_an_item_out_of_its_entity() -> None:
+    """C is the same as B but contradicts A (another ISRC), and A and B were merged: C merges
+    where B scores it the same, and the re-examination after it splits the contradiction apart
+    (it used to be kept out of the whole entity, NEW, because one member contradicted it)."""
+    off = Offline()
+    off.run([song("e1", "A", isrc="USX000000001")])
+    off.run([song("e2", "B", duration_s=216)])
+    assert off.entity_of("A") == off.entity_of("B")
+    out = off.run([song("e3", "C", isrc="USX000000002", duration_s=216)])
+    first = next(d for d in out if d.content_id == "C" and d.trigger == "content-event")
+    assert first.action is Action.MERGE
+    assert off.entity_of("C") != off.entity_of("A"), "the re-examination splits the contradiction"
+    assert off.entity_of("C") == off.entity_of("B") or off.entity_of("B") == off.entity_of("A")
+    assert_replays(off)
+
+
+def test_curators_different_still_forbids_the_entity() -> None:
+    off = Offline()
+    off.run([song("e1", "A")])
+    out = off.run([song("e2", "B")], [fb("f1", "B", "A", "different")])
+    assert next(d for d in out if d.content_id == "B" and d.trigger == "content-event").action is not Action.MERGE
+    assert off.entity_of("B") != off.entity_of("A")
