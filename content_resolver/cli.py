@@ -798,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="replay a labelled dataset through the resolution code, offline")
     s.add_argument("--dataset", required=True, help="a folder in the layout of ../shared/data")
     s.add_argument("--model", help="a matcher model version folder (default: the shipped triton_models/matcher)")
-    s.add_argument("--split", default="valid", choices=["train", "tune", "valid", "test", "all"])
+    s.add_argument("--split", default="valid", choices=["train", "fit", "tune", "valid", "test", "all"])
     s.add_argument("--shuffles", type=int, default=3, help="stream orders (cluster sets)")
     s.add_argument(
         "--text-model",
