@@ -22,14 +22,20 @@ def pair_positive(example: PairExample, policy: DecisionPolicy, probabilities: d
     return relation != "none"
 
 
-def pair_prf(examples: list[PairExample], scores: list[PairScore], policy: DecisionPolicy) -> dict[str, Any]:
+def _labelled_prf(examples: list[PairExample], predicted: list[bool]) -> dict[str, Any]:
+    """P/R/F1 of "positive" for the labelled pairs, whichever way each was predicted."""
     labels = [int(e.relation != "none") for e in examples]
-    predicted = [float(pair_positive(e, policy, s.probabilities)) for e, s in zip(examples, scores, strict=True)]
     return {
         "pairs": len(examples),
         "positives": sum(labels),
-        "pairwise": prf_dict(pair_classification_prf(labels, predicted, 0.5)),
+        "pairwise": prf_dict(pair_classification_prf(labels, [float(p) for p in predicted], 0.5)),
     }
+
+
+def pair_prf(examples: list[PairExample], scores: list[PairScore], policy: DecisionPolicy) -> dict[str, Any]:
+    return _labelled_prf(
+        examples, [pair_positive(e, policy, s.probabilities) for e, s in zip(examples, scores, strict=True)]
+    )
 
 
 def pair_details(examples: list[PairExample], scores: list[PairScore], policy: DecisionPolicy) -> EvaluationResult:
@@ -82,10 +88,4 @@ def clustered_pair_prf(
 ) -> dict[str, Any]:
     """P/R/F1 of the labelled pairs judged from a clustering (``judged_together``): what
     ``evaluate --through-stack`` measures, so an offline resolver's clustering compares with it."""
-    labels = [int(e.relation != "none") for e in examples]
-    predicted = [float(judged_together(e, entity_of, work_of)) for e in examples]
-    return {
-        "pairs": len(examples),
-        "positives": sum(labels),
-        "pairwise": prf_dict(pair_classification_prf(labels, predicted, 0.5)),
-    }
+    return _labelled_prf(examples, [judged_together(e, entity_of, work_of) for e in examples])
