@@ -270,7 +270,7 @@ class EndToEndBench:
     def _cleanup(self) -> None:
         from inference.text_encoder import TEXT_DIM
         from streams.kafka import delete_topics, topic_names
-        from vector_index.milvus import MilvusVectorIndex
+        from vector_index.milvus import MilvusParams, MilvusVectorIndex
 
         s = self.settings
         from confluent_kafka.admin import AdminClient
@@ -284,9 +284,7 @@ class EndToEndBench:
             delete_topics(s.kafka, names)
         except Exception as exc:  # a leftover topic is not worth failing a finished benchmark for
             print(f"[bench] could not delete topics {names}: {exc}", file=sys.stderr)
-        index = MilvusVectorIndex(
-            s.worker.milvus_uri, s.worker.milvus_collection, TEXT_DIM, token=s.worker.milvus_token, retry_max_s=90
-        )
+        index = MilvusVectorIndex(MilvusParams.of(s.worker, retry_max_s=90), s.worker.milvus_collection, TEXT_DIM)
         try:
             asyncio.run(index.drop())
         except Exception as exc:

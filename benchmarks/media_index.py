@@ -121,12 +121,14 @@ def run_media_index_bench(
     costs["memory"] = statistics.median(times)
     costs["index"] = asyncio.run(_batch_seconds(exact, batch_evidence, batch_ids, rounds))
 
+    from vector_index.milvus_connection import MilvusParams
     from vector_index.milvus_media import MilvusMediaIndex
 
     milvus = MilvusMediaIndex(
-        w.milvus_uri, f"bench_media_{uuid.uuid4().hex[:8]}", token=w.milvus_token, search_k=w.media_search_k,
-        retry_max_s=5, hnsw_ef=w.milvus_hnsw_ef, consistency="Strong",
-    )  # fmt: skip
+        MilvusParams.of(w, consistency="Strong", retry_max_s=5),
+        f"bench_media_{uuid.uuid4().hex[:8]}",
+        search_k=w.media_search_k,
+    )
 
     async def through_milvus() -> None:
         try:

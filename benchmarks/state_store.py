@@ -254,16 +254,14 @@ def drop_bench_namespace(settings: Settings) -> None:
 
     from inference.text_encoder import TEXT_DIM
     from streams.kafka import client_config, delete_topics, topic_names
-    from vector_index.milvus import MilvusVectorIndex
+    from vector_index.milvus import MilvusParams, MilvusVectorIndex
 
     w = settings.worker
     existing = AdminClient(client_config(settings.kafka)).list_topics(timeout=10).topics
     delete_topics(
         settings.kafka, [*topic_names(settings.kafka).all(), *(t for t in existing if t.startswith(f"{w.app_id}-"))]
     )
-    asyncio.run(
-        MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=5).drop()
-    )
+    asyncio.run(MilvusVectorIndex(MilvusParams.of(w, retry_max_s=5), w.milvus_collection, TEXT_DIM).drop())
     shutil.rmtree(settings.table_dir().parent, ignore_errors=True)
 
 

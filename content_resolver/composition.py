@@ -48,7 +48,7 @@ from streams.metrics import ResolverMetrics
 from streams.topics import Schemas
 from streams.validation import EventLimits, EventValidator
 from telemetry import tracer_provider
-from vector_index.milvus import MilvusVectorIndex
+from vector_index.milvus import MilvusParams, MilvusVectorIndex
 from vector_index.milvus_media import MilvusMediaIndex
 
 
@@ -255,13 +255,7 @@ def build_media_index(
     if kind == "memory":
         return InMemoryMediaIndex(w.media_search_k)
     return MilvusMediaIndex(
-        w.milvus_uri,
-        collection or w.milvus_collection,
-        token=w.milvus_token,
-        search_k=w.media_search_k,
-        retry_max_s=w.retry_max_s,
-        on_retry=on_retry,
-        hnsw_ef=w.milvus_hnsw_ef,
+        MilvusParams.of(w), collection or w.milvus_collection, search_k=w.media_search_k, on_retry=on_retry
     )
 
 
@@ -309,14 +303,7 @@ def build_milvus_index(
     name; reconciliation reads with ``Strong`` consistency (every worker's writes visible)."""
     w = settings.worker
     return MilvusVectorIndex(
-        w.milvus_uri,
-        collection or w.milvus_collection,
-        TEXT_DIM,
-        token=w.milvus_token,
-        retry_max_s=w.retry_max_s,
-        on_retry=on_retry,
-        hnsw_ef=w.milvus_hnsw_ef,
-        consistency=consistency,
+        MilvusParams.of(w, consistency), collection or w.milvus_collection, TEXT_DIM, on_retry=on_retry
     )
 
 

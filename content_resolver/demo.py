@@ -35,16 +35,16 @@ def drop_namespace(settings: Settings, milvus_retry_s: float | None = None) -> N
 
     from inference.text_encoder import TEXT_DIM
     from streams.kafka import delete_topics, topic_names
-    from vector_index.milvus import MilvusVectorIndex
+    from vector_index.milvus import MilvusParams, MilvusVectorIndex
 
     w = settings.worker
     delete_topics(settings.kafka, [*topic_names(settings.kafka).all(), f"{w.app_id}-entity-state-changelog"])
-    retry_s = w.retry_max_s if milvus_retry_s is None else milvus_retry_s
-    index = MilvusVectorIndex(w.milvus_uri, w.milvus_collection, TEXT_DIM, token=w.milvus_token, retry_max_s=retry_s)
+    params = MilvusParams.of(w, retry_max_s=milvus_retry_s)
+    index = MilvusVectorIndex(params, w.milvus_collection, TEXT_DIM)
     asyncio.run(index.drop())
     from vector_index.milvus_media import MilvusMediaIndex
 
-    asyncio.run(MilvusMediaIndex(w.milvus_uri, w.milvus_collection, token=w.milvus_token, retry_max_s=retry_s).drop())
+    asyncio.run(MilvusMediaIndex(params, w.milvus_collection).drop())
     # The local table store would otherwise outlive its changelog and come back as stale state.
     shutil.rmtree(settings.table_dir().parent, ignore_errors=True)
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from resolution.candidates import IndexedRow, IndexHit
-from vector_index.milvus_connection import CONSISTENCY_LEVELS, MilvusConnection, MilvusUnavailable
+from vector_index.milvus_connection import CONSISTENCY_LEVELS, MilvusConnection, MilvusParams, MilvusUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +34,14 @@ def _quote(values: list[str]) -> str:
     return "[" + ",".join(json.dumps(v) for v in values) + "]"
 
 
-__all__ = ["CONSISTENCY_LEVELS", "MilvusUnavailable", "MilvusVectorIndex"]
+__all__ = ["CONSISTENCY_LEVELS", "MilvusParams", "MilvusUnavailable", "MilvusVectorIndex"]
 
 
 class MilvusVectorIndex(MilvusConnection):
     def __init__(
-        self,
-        uri: str,
-        collection: str,
-        dim: int,
-        token: str = "",
-        retry_max_s: float = 30.0,
-        on_retry: Callable[[str], None] | None = None,
-        hnsw_ef: int = 64,
-        call_timeout_s: float = 10.0,
-        consistency: str = "Bounded",
+        self, params: MilvusParams, collection: str, dim: int, on_retry: Callable[[str], None] | None = None
     ) -> None:
-        super().__init__(uri, token, retry_max_s, on_retry, hnsw_ef, call_timeout_s, consistency)
+        super().__init__(params, on_retry)
         self._collection = collection
         self._dim = dim
         self._has_title_only = True

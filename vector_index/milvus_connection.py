@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from resolution.errors import DependencyUnavailable, with_backoff
+from settings import WorkerSettings
 
 
 class MilvusUnavailable(DependencyUnavailable):
@@ -21,31 +23,54 @@ class MilvusUnavailable(DependencyUnavailable):
 # Milvus' time tick); Bounded: up to a few seconds stale, in milliseconds.
 CONSISTENCY_LEVELS = ("Bounded", "Strong")
 
+# pymilvus retries a broken channel internally for a long time; bounding each call makes an
+# outage show up as counted retries instead of one silent hang.
+CALL_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class MilvusParams:
+    """Where Milvus is and how every adapter talks to it; built from the worker's settings by
+    ``of`` (the one place their defaults are read), so the text index, the media index and the
+    tools that drop collections cannot drift apart."""
+
+    uri: str
+    token: str = field(repr=False)
+    retry_max_s: float
+    hnsw_ef: int
+    consistency: str = "Bounded"
+    call_timeout_s: float = CALL_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if self.consistency not in CONSISTENCY_LEVELS:
+            raise ValueError(f"Milvus consistency must be one of {CONSISTENCY_LEVELS}, not {self.consistency!r}")
+
+    @classmethod
+    def of(cls, worker: WorkerSettings, consistency: str = "Bounded", retry_max_s: float | None = None) -> MilvusParams:
+        """The worker's Milvus (``RESOLVER_WORKER_MILVUS_*``, its retry budget unless a tool gives
+        its own: a drop before a benchmark should fail fast, not wait out an outage)."""
+        return cls(
+            uri=worker.milvus_uri,
+            token=worker.milvus_token,
+            retry_max_s=worker.retry_max_s if retry_max_s is None else retry_max_s,
+            hnsw_ef=worker.milvus_hnsw_ef,
+            consistency=consistency,
+        )
+
 
 class MilvusConnection:
     """Base of the Milvus adapters: subclasses create their collections in ``_ensure``."""
 
     what = "Milvus"  # how a retry names the adapter in its log line
 
-    def __init__(
-        self,
-        uri: str,
-        token: str = "",
-        retry_max_s: float = 30.0,
-        on_retry: Callable[[str], None] | None = None,
-        hnsw_ef: int = 64,
-        call_timeout_s: float = 10.0,
-        consistency: str = "Bounded",
-    ) -> None:
-        if consistency not in CONSISTENCY_LEVELS:
-            raise ValueError(f"Milvus consistency must be one of {CONSISTENCY_LEVELS}, not {consistency!r}")
-        self._uri = uri
-        self._token = token
-        self._retry_max_s = retry_max_s
+    def __init__(self, params: MilvusParams, on_retry: Callable[[str], None] | None = None) -> None:
+        self._uri = params.uri
+        self._token = params.token
+        self._retry_max_s = params.retry_max_s
         self._on_retry = on_retry
-        self._hnsw_ef = hnsw_ef
-        self._call_timeout_s = call_timeout_s
-        self._consistency = consistency
+        self._hnsw_ef = params.hnsw_ef
+        self._call_timeout_s = params.call_timeout_s
+        self._consistency = params.consistency
         self._client: Any = None
         self._ready = False
 
@@ -56,7 +81,7 @@ class MilvusConnection:
         from pymilvus import MilvusClient
 
         if self._client is None:
-            self._client = MilvusClient(uri=self._uri, token=self._token, timeout=10)
+            self._client = MilvusClient(uri=self._uri, token=self._token, timeout=self._call_timeout_s)
         if not self._ready:
             self._ensure(self._client)
             self._ready = True
@@ -70,8 +95,6 @@ class MilvusConnection:
             self._client = None
             self._ready = False
 
-        # pymilvus retries a broken channel internally for a long time; bounding each call makes
-        # an outage show up as counted retries instead of one silent hang.
         return await with_backoff(
             attempt,
             unavailable=MilvusUnavailable,

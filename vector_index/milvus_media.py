@@ -28,7 +28,7 @@ import numpy as np
 from resolution.media_evidence import SAME_PICTURE_SCORE, MediaEvidence
 from resolution.media_index import AUDIO_VECTOR_DIM, MediaHit, MediaRow, audio_vector, rescored
 from settings import WorkerSettings
-from vector_index.milvus_connection import MilvusConnection
+from vector_index.milvus_connection import MilvusConnection, MilvusParams
 
 IMAGE_BITS = 64
 _MAX_EVIDENCE = 60000  # VARCHAR limit is 65,535; a 120 s fingerprint and a text vector take ~8 KB
@@ -85,17 +85,12 @@ class MilvusMediaIndex(MilvusConnection):
 
     def __init__(
         self,
-        uri: str,
+        params: MilvusParams,
         collection: str,
-        token: str = "",
         search_k: int = WorkerSettings.media_search_k,
-        retry_max_s: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
-        hnsw_ef: int = 64,
-        call_timeout_s: float = 10.0,
-        consistency: str = "Bounded",
     ) -> None:
-        super().__init__(uri, token, retry_max_s, on_retry, hnsw_ef, call_timeout_s, consistency)
+        super().__init__(params, on_retry)
         self.audio_collection = f"{collection}_audio"
         self.image_collection = f"{collection}_image"
         self._search_k = search_k
@@ -240,7 +235,7 @@ class MilvusMediaIndex(MilvusConnection):
         from pymilvus import MilvusClient
 
         def run() -> None:
-            client = MilvusClient(uri=self._uri, token=self._token, timeout=10)
+            client = MilvusClient(uri=self._uri, token=self._token, timeout=self._call_timeout_s)
             for name in (self.audio_collection, self.image_collection):
                 if client.has_collection(name):
                     client.drop_collection(name)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from resolution.candidates import CandidateFinder, IndexedRow, InMemoryVectorIndex
 from resolution.model import ContentItem
 from resolution.normalise import normalise
-from vector_index.milvus import MilvusVectorIndex
+from vector_index.milvus import MilvusParams, MilvusVectorIndex
 
 DIM = 4
 
@@ -156,7 +157,7 @@ class _FakeMilvus:
 
 
 def _milvus(fake: _FakeMilvus) -> MilvusVectorIndex:
-    index = MilvusVectorIndex("http://fake:19530", "c", DIM, retry_max_s=1.0)
+    index = MilvusVectorIndex(MilvusParams("http://fake:19530", "", retry_max_s=1.0, hnsw_ef=64), "c", DIM)
     index._client = fake  # the fake stands in for the server
     return index
 
@@ -189,3 +190,21 @@ def test_milvus_collection_without_the_field_keeps_working_without_the_title_pat
     assert fake.searches == []
     asyncio.run(index.upsert([_row("r", "Yesterday", "Ray", query)]))
     assert "title_only_key" not in fake.upserted[0]
+
+
+def test_milvus_params_come_from_the_worker_settings_and_refuse_an_unknown_consistency() -> None:
+    from settings import WorkerSettings
+
+    worker = WorkerSettings(milvus_uri="http://m:1", milvus_token="root:x", milvus_hnsw_ef=96, retry_max_s=12.0)
+    params = MilvusParams.of(worker, consistency="Strong")
+    assert (params.uri, params.token, params.hnsw_ef, params.retry_max_s, params.consistency) == (
+        "http://m:1",
+        "root:x",
+        96,
+        12.0,
+        "Strong",
+    )
+    assert MilvusParams.of(worker, retry_max_s=5).retry_max_s == 5  # a tool's own budget wins
+    assert "root:x" not in repr(params)  # the token never reaches a log line
+    with pytest.raises(ValueError, match="consistency"):
+        MilvusParams.of(worker, consistency="Eventually")
