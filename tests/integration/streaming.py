@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Sequence
 
 from evaluation.sample_catalogue import generate_catalogue
 from resolution.entities import rebuild_state
@@ -18,7 +19,7 @@ from telemetry import tracer_provider
 SCHEMAS = Schemas.load()
 
 
-def produce(settings: Settings, items: list[ContentItem], raw: list[bytes] = ()) -> dict[str, str]:
+def produce(settings: Settings, items: list[ContentItem], raw: Sequence[bytes] = ()) -> dict[str, str]:
     """Sends the items (and raw byte strings, in between), returns event id -> trace id."""
     tracing = tracer_provider("test-producer", settings.worker.otlp_endpoint)
     producer = ContentProducer(settings.kafka, SCHEMAS.content_event, tracing.get_tracer("tests"))

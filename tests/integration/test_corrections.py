@@ -35,24 +35,29 @@ def song(event_id: str, content_id: str, isrc: str | None = None, duration_s: in
     )
 
 
-def feedback(settings, *items: tuple[str, str, str, str]) -> None:  # type: ignore[no-untyped-def]
+def feedback(settings, *items: tuple[str, str, str, str]) -> None:
     tracing = tracer_provider("test-curator", settings.worker.otlp_endpoint)
     fbs = [Feedback(fid, left, right, verdict, "test", "", 1) for fid, left, right, verdict in items]
     send_feedback(settings.kafka, SCHEMAS.feedback, tracing.get_tracer("tests"), fbs)
     tracing.shutdown()
 
 
-def placed(settings, content_ids: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def placed(settings, content_ids: list[str]) -> dict[str, str]:
     """content id -> entity id in the worker's live state."""
     state = fetch_json(f"{worker_url(settings)}/state")
     return {cid: state.get(f"c:{cid}") for cid in content_ids}
 
 
-def by_event(settings, event_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+def at_least(count: int, decisions: list[dict]) -> list[dict] | None:
+    """The decisions once there are ``count`` of them (``wait_for`` polls until it is not None)."""
+    return decisions if len(decisions) >= count else None
+
+
+def by_event(settings, event_id: str) -> list[dict]:
     return [d for d in decisions(settings) if d["event_id"] == event_id]
 
 
-def cli(worker, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+def cli(worker, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "content_resolver.cli", *args],
         env={**os.environ, **worker.env},
@@ -97,7 +102,8 @@ def test_wrong_merge_corrected_by_curator_and_kept_apart(worker) -> None:
     out = cli(worker, "feedback", "--different", "wm:A", "wm:B", "--curator", "ana", "--note", "other take")
     assert out.returncode == 0, out.stderr
     feedback_id = out.stdout.split()[1].rstrip(":")
-    applied = wait_for(lambda: len(by_event(s, feedback_id)) >= 2 and by_event(s, feedback_id), 60)
+    applied = wait_for(lambda: at_least(2, by_event(s, feedback_id)), 60)
+    assert applied is not None, "the feedback was not applied within 60 s"
     assert [d["action"] for d in applied] == ["CONSTRAIN", "SPLIT"], applied
     assert applied[0]["verdict"] == "different" and applied[1]["trigger"] == "curator-feedback"
     # The same evidence again must not merge them back: the policy consults the constraint.
@@ -123,7 +129,8 @@ def test_feedback_merges_entities_the_model_keeps_apart(worker) -> None:
     before = placed(s, ["mg:A", "mg:B"])
     assert before["mg:A"] != before["mg:B"]
     feedback(s, ("mg-f1", "mg:B", "mg:A", "same"))
-    applied = wait_for(lambda: len(by_event(s, "mg-f1")) >= 2 and by_event(s, "mg-f1"), 60)
+    applied = wait_for(lambda: at_least(2, by_event(s, "mg-f1")), 60)
+    assert applied is not None, "the feedback was not applied within 60 s"
     merge = [d for d in applied if d["action"] == "MERGE"]
     assert len(merge) == 1
     survivor = merge[0]["entity_id"]
@@ -147,7 +154,8 @@ def test_feedback_before_the_events_it_names(worker) -> None:
     found = wait_decisions(s, {"fe-4"})
     assert found["fe-2"][0]["action"] != "MERGE" or found["fe-2"][0]["entity_id"] != found["fe-1"][0]["entity_id"]
     assert found["fe-4"][0]["action"] == "MERGE" and found["fe-4"][0]["reason"].startswith("curator feedback")
-    now = wait_for(lambda: (p := placed(s, ["fe:X", "fe:Y", "fe:P", "fe:Q"]))["fe:Q"] and p, 30)
+    now = wait_for(lambda: p if (p := placed(s, ["fe:X", "fe:Y", "fe:P", "fe:Q"]))["fe:Q"] else None, 30)
+    assert now is not None, "fe:Q was never placed"
     assert now["fe:X"] != now["fe:Y"]
     assert now["fe:P"] == now["fe:Q"]
 

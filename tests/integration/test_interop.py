@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import avro.schema
 import pytest
 
 from deploy.worker import WorkerProcess, isolated_namespace
@@ -41,7 +40,7 @@ def evolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def interop_worker(stack, evolved: dict[str, Path], tmp_path_factory) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+def interop_worker(stack, evolved: dict[str, Path], tmp_path_factory) -> Iterator[WorkerProcess]:
     settings, env = isolated_namespace(
         "interop",
         "test",
@@ -56,7 +55,7 @@ def interop_worker(stack, evolved: dict[str, Path], tmp_path_factory) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def java(stack) -> JavaInterop:  # type: ignore[no-untyped-def]
+def java(stack) -> JavaInterop:
     try:
         return JavaInterop.build(stack.stack.cache_dir)
     except JavaUnavailable as exc:
@@ -83,7 +82,7 @@ def assert_decided_once(decisions: list[dict], event_ids: set[str]) -> dict[str,
     return {d["event_id"]: d for d in content if d["event_id"] in event_ids}
 
 
-def test_java_reference_implementation_round_trip(interop_worker: WorkerProcess, java: JavaInterop, evolved) -> None:  # type: ignore[no-untyped-def]
+def test_java_reference_implementation_round_trip(interop_worker: WorkerProcess, java: JavaInterop, evolved) -> None:
     k = interop_worker.settings.kafka
     produced = {tag: java.produce(k.bootstrap_servers, k.content_topic, evolved[tag], tag, PER_SCHEMA) for tag in TAGS}
     assert produced["current"][0]["header"] == "c301" + SCHEMAS.content_event.fingerprint.hex()
@@ -117,19 +116,20 @@ def test_java_reference_implementation_round_trip(interop_worker: WorkerProcess,
     assert any(d["action"] == "CONSTRAIN" for d in read["decisions"])
 
 
-def test_python_avro_package_round_trip(interop_worker: WorkerProcess, evolved) -> None:  # type: ignore[no-untyped-def]
+def test_python_avro_package_round_trip(interop_worker: WorkerProcess, evolved) -> None:
     from confluent_kafka import Producer
 
     k = interop_worker.settings.kafka
     writers = {tag: python_avro.load(path) for tag, path in evolved.items()}
     producer = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True})
-    event_ids = set()
+    event_ids: set[str] = set()
     for tag, schema in writers.items():
         names = {f.name for f in schema.fields}
         for i in range(PER_SCHEMA):
             title = ("Lanterns Over Hollow Creek", "Saltwater Letters", "The Orchard in November")[i]
+            event_id = f"pyavro-{tag}-{i}"
             record = {
-                "event_id": f"pyavro-{tag}-{i}",
+                "event_id": event_id,
                 "content_id": f"pyavro:{tag}:{i}",
                 "source": f"pyavro-{tag}",
                 "kind": "recording",
@@ -144,12 +144,12 @@ def test_python_avro_package_round_trip(interop_worker: WorkerProcess, evolved) 
             producer.produce(
                 k.content_topic, key=title.lower().encode(), value=python_avro.encode(schema, {**defaults, **record})
             )
-            event_ids.add(record["event_id"])
+            event_ids.add(event_id)
     # A writer schema the resolver does not know (title removed, never released): dead-lettered.
     unknown = python_avro.load(evolved["current"])
     unknown_raw = json.loads(str(unknown))
     unknown_raw["fields"] = [f for f in unknown_raw["fields"] if f["name"] != "title"]
-    stranger = avro.schema.parse(json.dumps(unknown_raw))
+    stranger = python_avro.record_schema(json.dumps(unknown_raw))
     stray = python_avro.encode(
         stranger,
         {f.name: f.default if f.has_default else "x" for f in stranger.fields} | {"artists": [], "produced_at_ms": 1},

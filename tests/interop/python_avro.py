@@ -16,8 +16,15 @@ import avro.schema
 MARKER = b"\xc3\x01"
 
 
-def load(path: Path) -> avro.schema.Schema:
-    return avro.schema.parse(path.read_text())
+def load(path: Path) -> avro.schema.RecordSchema:
+    return record_schema(path.read_text())
+
+
+def record_schema(text: str) -> avro.schema.RecordSchema:
+    """A topic's schema, which is always a record (its fields are what the tests read)."""
+    schema = avro.schema.parse(text)
+    assert isinstance(schema, avro.schema.RecordSchema), f"not a record schema: {schema.type}"
+    return schema
 
 
 def encode(schema: avro.schema.Schema, record: dict[str, Any]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import avro.io
 import avro.schema
@@ -14,7 +15,7 @@ from streams.metrics import ResolverMetrics
 from streams.topics import LEGACY_READS, MAGIC, SCHEMA_DIR, SCHEMA_NAMES, CodecError, Schemas, SchemaStore
 from tests.interop.evolved import write_evolved
 
-EVENT = {
+EVENT: dict[str, Any] = {
     "event_id": "e1",
     "content_id": "c1",
     "source": "label",
@@ -49,7 +50,9 @@ def reference_decode(raw: dict, data: bytes) -> dict:
     schema = reference_schema(raw)
     assert data[:2] == MAGIC
     assert data[2:10] == schema.fingerprint("CRC-64-AVRO"), "header is not the spec's fingerprint"
-    return avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+    decoded = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+    assert isinstance(decoded, dict)
+    return decoded
 
 
 def current(name: str) -> dict:
@@ -89,7 +92,7 @@ def test_old_byte_order_still_reads_and_is_counted() -> None:
 
 def test_released_decision_v1_resolves_to_the_current_schema() -> None:
     v1 = json.loads((SCHEMA_DIR / "released" / "ResolutionDecision" / "1.avsc").read_text())
-    record = {
+    record: dict[str, Any] = {
         "decision_id": "d1",
         "event_id": "e1",
         "content_id": "c1",

@@ -8,6 +8,7 @@ try many sequences of events and feedback in seconds.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -44,7 +45,7 @@ class Offline:
         self.published: list[Decision] = []
         self.reexamined: list[int] = []
 
-    def run(self, items: list[ContentItem], feedback: list[Feedback] = ()) -> list[Decision]:
+    def run(self, items: list[ContentItem], feedback: Sequence[Feedback] = ()) -> list[Decision]:
         result = asyncio.run(self.resolver.resolve(items, list(feedback)))
         applied = result.in_applied_order()
         for d in applied:
@@ -63,6 +64,12 @@ class Offline:
 
     def entity_of(self, content_id: str) -> str | None:
         return self.store.entity_of(content_id)
+
+    def placed(self, content_id: str) -> str:
+        """The entity of an item the test has decided (None would be a failure of the test itself)."""
+        entity = self.store.entity_of(content_id)
+        assert entity is not None, f"{content_id} was never decided"
+        return entity
 
 
 def song(event_id: str, content_id: str, isrc: str | None = None, title: str = "Silver and Gold", **kw: Any):
@@ -141,7 +148,7 @@ def test_re_delivered_evidence_splits_a_chain_and_replays() -> None:
 def test_feedback_splits_a_wrong_merge_and_holds_for_later_events() -> None:
     off = Offline()
     off.run([song("e1", "A"), song("e2", "B", duration_s=216)])
-    entity = off.entity_of("A")
+    entity = off.placed("A")
     assert off.entity_of("B") == entity
     out = off.run([], [fb("f1", "A", "B", "different")])
     assert [d.action for d in out] == [Action.CONSTRAIN, Action.SPLIT]
@@ -170,7 +177,7 @@ def test_must_link_between_entities_merges_them_with_a_pointer() -> None:
     off = Offline()
     off.run([song("e1", "A", title="Quiet Harbour Lights", artist="Marla Quinn")])
     off.run([song("e2", "B", title="Harbour Lights (Quiet)", artist="M. Quinn", duration_s=300)])
-    first, second = off.entity_of("A"), off.entity_of("B")
+    first, second = off.placed("A"), off.placed("B")
     assert first != second
     out = off.run([], [fb("f1", "B", "A", "same")])
     merges = [d for d in out if d.action is Action.MERGE]
@@ -179,7 +186,8 @@ def test_must_link_between_entities_merges_them_with_a_pointer() -> None:
     assert off.entity_of("B") == survivor and {survivor} < {first, second}
     retired = ({first, second} - {survivor}).pop()
     assert off.store.resolve_id(retired) == survivor
-    assert off.store.describe(retired)["retired_into"] == survivor
+    retired_history = off.store.describe(retired)
+    assert retired_history is not None and retired_history["retired_into"] == survivor
     assert_replays(off)
 
 
@@ -192,7 +200,7 @@ def test_exported_clusters_replay_the_topic_with_corrections_applied() -> None:
     off.run([song("e3", "C", title="Neon Rain", artist="Owen Vale")])
     off.run([], [fb("f1", "B", "A", "same")])
     rows = cluster_rows(rebuild_state(off.records()))
-    survivor = off.entity_of("A")
+    survivor = off.placed("A")
     assert [(c, e) for c, e, _w in rows] == [("A", survivor), ("B", survivor), ("C", off.entity_of("C"))]
     assert survivor != off.entity_of("C")
     assert {w for c, _e, w in rows if c in "AB"} == {off.store.work_of(survivor)}

@@ -15,8 +15,9 @@ from evaluation.datasets import (
     write_dataset,
 )
 from evaluation.sample_catalogue import generate_catalogue, main, write_jsonl
+from resolution.feed_values import parse_duration_ms
 from resolution.model import ContentItem
-from resolution.normalise import normalise, parse_duration_ms
+from resolution.normalise import normalise
 
 
 def _row(**fields: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ def _param(config: str, key: str) -> str | None:
 
 
 @pytest.mark.parametrize("path", ENCODER_PATHS, ids=lambda p: p.triton_model)
-def test_every_path_has_a_triton_model_folder_that_runs_it(path) -> None:  # type: ignore[no-untyped-def]
+def test_every_path_has_a_triton_model_folder_that_runs_it(path) -> None:
     folder = REPO_ROOT / "triton_models" / path.triton_model
     config = (folder / "config.pbtxt").read_text()
     assert f'name: "{path.triton_model}"' in config
@@ -122,7 +122,7 @@ def test_the_override_wins_and_an_unmeasured_machine_says_so(tmp_path: Path) -> 
 def test_a_measured_choice_is_cached_per_cpu_and_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def fake_measure(texts, cache_dir, threads, say):  # type: ignore[no-untyped-def]
+    def fake_measure(texts, cache_dir, threads, say):
         calls.append(len(texts))
         return [_measured(p.triton_model, 100.0 + i) for i, p in enumerate(ENCODER_PATHS)]
 

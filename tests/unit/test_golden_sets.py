@@ -22,7 +22,7 @@ def _cluster_set(folder: Path, songs: int = 40) -> Path:
     return folder
 
 
-def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+def _rewrite(path: Path, edit) -> None:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header, rows = list(reader.fieldnames or []), list(reader)

@@ -161,7 +161,7 @@ class _Reader:
 
 def _resolver(scorer: Any, reader: _Reader, rule: bool) -> BatchResolver:
     policy = DecisionPolicy(Thresholds(merge=0.5, link=0.5))
-    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 10.0, BOW_DIM)
+    finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 10, BOW_DIM)
     return BatchResolver(BagOfWordsEncoder(), finder, scorer, policy, EntityStore({}), media=reader, media_rule=rule)
 
 

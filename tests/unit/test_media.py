@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import shutil
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -242,7 +244,15 @@ def test_evaluations_reader_reads_a_file_once_until_it_changes(tmp_path: Path, m
     reader = MediaEvidenceReader(cache_items=4)
     reads: list[str] = []
     real = reader.read_item
-    monkeypatch.setattr(reader, "read_item", lambda i: reads.append(i.content_id) or real(i))
+
+    def counted(tag: str | None) -> Callable[[ContentItem], Any]:
+        def read_item(item: ContentItem) -> Any:
+            reads.append(tag or item.content_id)
+            return real(item)
+
+        return read_item
+
+    monkeypatch.setattr(reader, "read_item", counted(None))
     first = asyncio.run(reader.read([item]))[0]
     again = asyncio.run(reader.read([item]))[0]
     assert not first.failures and again is first and reads == ["c"]
@@ -250,6 +260,6 @@ def test_evaluations_reader_reads_a_file_once_until_it_changes(tmp_path: Path, m
     asyncio.run(reader.read([item]))
     assert reads == ["c", "c"]
     uncached = MediaEvidenceReader()
-    monkeypatch.setattr(uncached, "read_item", lambda i: reads.append("worker") or real(i))
+    monkeypatch.setattr(uncached, "read_item", counted("worker"))
     asyncio.run(uncached.read([item, item]))
     assert reads.count("worker") == 2, "the worker's reader (no cache) reads every reference"

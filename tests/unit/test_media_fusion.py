@@ -24,7 +24,7 @@ from resolution.media_evidence import (
     media_signals,
     with_media_evidence,
 )
-from resolution.model import Action, ContentItem
+from resolution.model import Action, ContentItem, Relation
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver
 from tests.unit.text_fakes import BOW_DIM, BagOfWordsEncoder
@@ -188,8 +188,8 @@ def test_the_resolver_tells_a_live_take_from_the_studio_one_and_finds_an_officia
         )
     )
     by_id = {d.content_id: d for d in later.decisions}
-    assert by_id["live"].action is Action.LINK and by_id["live"].relation.value == "version_of"
-    assert by_id["video"].action is Action.LINK and by_id["video"].relation.value == "video_of"
+    assert by_id["live"].action is Action.LINK and by_id["live"].relation is Relation.VERSION_OF
+    assert by_id["video"].action is Action.LINK and by_id["video"].relation is Relation.VIDEO_OF
     assert by_id["video"].related_entity_id == first.decisions[0].entity_id
     # Resolved on its text (the same title as the studio take), the failure named in the evidence.
     assert by_id["broken"].action is Action.MERGE
@@ -215,7 +215,7 @@ def test_an_official_video_with_only_a_picture_finds_its_recording_by_the_cover(
     (video,) = asyncio.run(
         resolver.resolve([_item("video", "Official Video", "music_video", audio=None, image="v.mp4")])
     ).decisions
-    assert video.action is Action.LINK and video.relation.value == "video_of"
+    assert video.action is Action.LINK and video.relation is Relation.VIDEO_OF
     assert video.related_entity_id == first.decisions[0].entity_id
 
 

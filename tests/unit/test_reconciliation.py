@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from streams.reconciliation import CrossPartitionReconciler, PartitionedDecision
 
 
-def record(n: int, action: str, content: str, entity: str, candidates: list[tuple[str, str, float]] = ()) -> dict:
+def record(n: int, action: str, content: str, entity: str, candidates: Sequence[tuple[str, str, float]] = ()) -> dict:
     return {
         "decision_id": f"d-{n}",
         "event_id": f"ev-{content}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 
 from settings import WorkerSettings
@@ -25,7 +27,7 @@ def test_hostile_events_are_refused_with_their_reason(case: tuple[bytes, set[str
 
 
 def test_a_valid_event_passes() -> None:
-    record = {
+    record: dict[str, Any] = {
         "event_id": "e1",
         "content_id": "c1",
         "source": "store-a",
