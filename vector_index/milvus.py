@@ -87,8 +87,8 @@ class MilvusVectorIndex(MilvusConnection):
                 data=[v.tolist() for v in vectors],
                 limit=k,
                 output_fields=fields,
-                search_params={"metric_type": "IP", "params": {"ef": max(self._hnsw_ef, k)}},
-                consistency_level=self._consistency,
+                search_params={"metric_type": "IP", "params": {"ef": max(self._params.hnsw_ef, k)}},
+                consistency_level=self._params.consistency,
             )
 
         result = await self._call("search", run)
@@ -112,7 +112,7 @@ class MilvusVectorIndex(MilvusConnection):
                 filter=" or ".join(clauses),
                 output_fields=fields,
                 limit=1000,
-                consistency_level=self._consistency,
+                consistency_level=self._params.consistency,
             )
 
         rows = await self._call("query", run)
@@ -138,8 +138,8 @@ class MilvusVectorIndex(MilvusConnection):
                 filter=f"{TITLE_ONLY_FIELD} in {_quote(keys)}",
                 limit=2 * cap,
                 output_fields=fields,
-                search_params={"metric_type": "IP", "params": {"ef": max(self._hnsw_ef, 2 * cap)}},
-                consistency_level=self._consistency,
+                search_params={"metric_type": "IP", "params": {"ef": max(self._params.hnsw_ef, 2 * cap)}},
+                consistency_level=self._params.consistency,
             )
 
         result = await self._call("title search", run)
@@ -162,7 +162,7 @@ class MilvusVectorIndex(MilvusConnection):
                     filter=f"content_id in {_quote(chunk)}",
                     output_fields=fields,
                     limit=len(chunk),
-                    consistency_level=self._consistency,
+                    consistency_level=self._params.consistency,
                 )
 
             rows = await self._call("query", run)

@@ -64,24 +64,23 @@ class MilvusConnection:
     what = "Milvus"  # how a retry names the adapter in its log line
 
     def __init__(self, params: MilvusParams, on_retry: Callable[[str], None] | None = None) -> None:
-        self._uri = params.uri
-        self._token = params.token
-        self._retry_max_s = params.retry_max_s
+        self._params = params
         self._on_retry = on_retry
-        self._hnsw_ef = params.hnsw_ef
-        self._call_timeout_s = params.call_timeout_s
-        self._consistency = params.consistency
         self._client: Any = None
         self._ready = False
 
     def _ensure(self, client: Any) -> None:
         raise NotImplementedError
 
-    def _connect(self) -> Any:
+    def _new_client(self) -> Any:
+        """A client without the collections ensured (``drop`` must not create what it removes)."""
         from pymilvus import MilvusClient
 
+        return MilvusClient(uri=self._params.uri, token=self._params.token, timeout=self._params.call_timeout_s)
+
+    def _connect(self) -> Any:
         if self._client is None:
-            self._client = MilvusClient(uri=self._uri, token=self._token, timeout=self._call_timeout_s)
+            self._client = self._new_client()
         if not self._ready:
             self._ensure(self._client)
             self._ready = True
@@ -98,9 +97,9 @@ class MilvusConnection:
         return await with_backoff(
             attempt,
             unavailable=MilvusUnavailable,
-            what=f"{self.what} {what} at {self._uri}",
-            retry_max_s=self._retry_max_s,
+            what=f"{self.what} {what} at {self._params.uri}",
+            retry_max_s=self._params.retry_max_s,
             on_retry=self._on_retry,
             reset=reset,
-            call_timeout_s=self._call_timeout_s,
+            call_timeout_s=self._params.call_timeout_s,
         )

@@ -131,8 +131,8 @@ class MilvusMediaIndex(MilvusConnection):
                     data=vectors,
                     limit=limit,
                     output_fields=_FIELDS,
-                    search_params={"metric_type": "IP", "params": {"ef": max(self._hnsw_ef, limit)}},
-                    consistency_level=self._consistency,
+                    search_params={"metric_type": "IP", "params": {"ef": max(self._params.hnsw_ef, limit)}},
+                    consistency_level=self._params.consistency,
                 )
 
             result = await self._call("audio search", run)
@@ -159,7 +159,7 @@ class MilvusMediaIndex(MilvusConnection):
                 limit=k + 1,
                 output_fields=_FIELDS,
                 search_params={"metric_type": "HAMMING", "params": {}},
-                consistency_level=self._consistency,
+                consistency_level=self._params.consistency,
             )
 
         result = await self._call("image search", run)
@@ -186,7 +186,7 @@ class MilvusMediaIndex(MilvusConnection):
                         filter=f"content_id in {json.dumps(chunk)}",
                         output_fields=["content_id", *_FIELDS],
                         limit=len(chunk),
-                        consistency_level=self._consistency,
+                        consistency_level=self._params.consistency,
                     )
 
                 for r in await self._call("query", run):
@@ -232,13 +232,12 @@ class MilvusMediaIndex(MilvusConnection):
 
     async def drop(self) -> None:
         """Drops both collections (without making them first, as a search would)."""
-        from pymilvus import MilvusClient
 
         def run() -> None:
-            client = MilvusClient(uri=self._uri, token=self._token, timeout=self._call_timeout_s)
+            client = self._new_client()
             for name in (self.audio_collection, self.image_collection):
                 if client.has_collection(name):
                     client.drop_collection(name)
             self._ready = False
 
-        await asyncio.wait_for(asyncio.to_thread(run), timeout=self._retry_max_s + self._call_timeout_s)
+        await asyncio.wait_for(asyncio.to_thread(run), timeout=self._params.retry_max_s + self._params.call_timeout_s)
