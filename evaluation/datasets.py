@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resolution.feed_values import parse_duration_ms, parse_year
+from resolution.feed_values import (
+    SHIFTABLE_CELLS,
+    feed_counts_milliseconds,
+    parse_duration_ms,
+    parse_year,
+    repair_shifted_fields,
+)
 from resolution.model import ContentItem
 from resolution.normalise import FEATURED_EXTRA_KEY, normalise_isrc, split_artist_from_title, split_artists
 
@@ -85,14 +91,30 @@ def _field(row: dict[str, str], name: str) -> str:
     return "" if value == _MASKED else value
 
 
-def record_to_item(row: dict[str, str], dataset: str) -> ContentItem:
-    """One records.csv row as a ``ContentItem``: raw durations, years and ISRCs parsed, artists
-    split into primary then featured (featured names also listed in ``extra["featured_artists"]``
-    so that normalisation can tell them apart), the artist taken out of an "Artist - Title" title
-    when the artist field is empty. A masked title falls back to ``extra["video title"]``.
+def _unshifted(row: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    """The row with cells written into the wrong columns put back (``repair_shifted_fields``);
+    the source key and track number travel in ``extra`` and are put back there."""
+    cells = {name: (row.get(name) if name in RECORD_COLUMNS else extra.get(name)) or "" for name in SHIFTABLE_CELLS}
+    repaired = repair_shifted_fields(cells)
+    if repaired == cells:
+        return row
+    for name in ("source_key", "track_number"):
+        if name in extra or repaired[name]:
+            extra[name] = repaired[name]
+    return {**row, **{name: repaired[name] for name in SHIFTABLE_CELLS if name in RECORD_COLUMNS}}
+
+
+def record_to_item(row: dict[str, str], dataset: str, whole_numbers_in_ms: bool = False) -> ContentItem:
+    """One records.csv row as a ``ContentItem``: cells shifted into other columns put back, raw
+    durations (``whole_numbers_in_ms``: the row's feed sends milliseconds), years and ISRCs
+    parsed, artists split into primary then featured (featured names also listed in
+    ``extra["featured_artists"]`` so that normalisation can tell them apart), the artist taken
+    out of an "Artist - Title" title when the artist field is empty. A masked title falls back
+    to ``extra["video title"]``.
     """
-    record_id = _field(row, "record_id")
     extra = _extra_from_json(row.get("extra") or "")
+    row = _unshifted(row, extra)
+    record_id = _field(row, "record_id")
     extra.pop(FEATURED_EXTRA_KEY, None)  # derived below; a stale copy must not survive a round trip
     title = _field(row, "title")
     if not title:
@@ -113,7 +135,7 @@ def record_to_item(row: dict[str, str], dataset: str) -> ContentItem:
         title=title.strip()[:MAX_TITLE_CHARS],
         artists=tuple(primary + featured),
         release=_field(row, "release") or None,
-        duration_ms=parse_duration_ms(_field(row, "duration")),
+        duration_ms=parse_duration_ms(_field(row, "duration"), whole_numbers_in_ms),
         isrc=normalise_isrc(_field(row, "isrc")),
         year=parse_year(_field(row, "year")),
         language=_field(row, "language") or None,
@@ -137,7 +159,12 @@ def load_dataset(path: Path, limit: int | None = None) -> Dataset:
     rows = _read_csv(path / "records.csv")
     if limit is not None:
         rows = rows[:limit]
-    items = [record_to_item(row, name) for row in rows]
+    # A feed keeps one duration unit: read each source's whole numbers in the unit most of its rows show.
+    durations: dict[str, list[str]] = {}
+    for row in rows:
+        durations.setdefault(_field(row, "source"), []).append(_field(row, "duration"))
+    in_ms = {source: feed_counts_milliseconds(values) for source, values in durations.items()}
+    items = [record_to_item(row, name, in_ms[_field(row, "source")]) for row in rows]
     ids = {item.content_id for item in items}
     truth: dict[str, TruthRow] | None = None
     if (path / "truth.csv").exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 
 from settings import WorkerSettings
 
@@ -34,29 +35,31 @@ def _duration_in_range(ms: float) -> int | None:
     return value if _MIN_DURATION_MS < value < _MAX_DURATION_MS else None
 
 
-def _number_to_ms(value: float, decimal: bool) -> int | None:
+def _number_to_ms(value: float, decimal: bool, whole_ms: bool = False) -> int | None:
     if value < 0 or math.isnan(value) or math.isinf(value):
         return None
-    if value > _MS_THRESHOLD:
+    if value > _MS_THRESHOLD or (whole_ms and not decimal):
         return _duration_in_range(value)
     if decimal and value < _MINUTES_BELOW:
         return _duration_in_range(value * 60_000)
     return _duration_in_range(value * 1000)
 
 
-def parse_duration_ms(raw: str | float | int | None) -> int | None:
+def parse_duration_ms(raw: str | float | int | None, whole_numbers_in_ms: bool = False) -> int | None:
     """A duration in milliseconds from whatever a feed sent, or None when it cannot be trusted.
 
     Accepted: seconds (``219``, ``219.5``), minutes as a decimal below 30 (``3.663`` -> 219780;
     in text a decimal point is enough, so ``4.0`` is four minutes), ``mm:ss`` / ``h:mm:ss``
     (fractions of a second allowed), ``4m 36sec``, and milliseconds (any number above 30000).
     Whitespace inside the value is dropped first because some feeds scatter spaces ("02 :55").
-    Results outside the open interval (1 s, 6 h) are None.
+    Results outside the open interval (1 s, 6 h) are None. ``whole_numbers_in_ms``: the feed is
+    known to send milliseconds (``feed_counts_milliseconds``), so "7000" is 7 s, not 7000 s.
     """
     if raw is None or isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
-        return _number_to_ms(float(raw), isinstance(raw, float) and not float(raw).is_integer())
+        decimal = isinstance(raw, float) and not float(raw).is_integer()
+        return _number_to_ms(float(raw), decimal, whole_numbers_in_ms)
     text = re.sub(r"\s+", "", str(raw))
     if _is_null(text) or text.startswith("-"):
         return None
@@ -76,8 +79,19 @@ def parse_duration_ms(raw: str | float | int | None) -> int | None:
             return None
         return _duration_in_range((minutes * 60 + seconds) * 1000)
     if _NUMBER_RE.match(text):
-        return _number_to_ms(float(text), "." in text)
+        return _number_to_ms(float(text), "." in text, whole_numbers_in_ms)
     return None
+
+
+_WHOLE_NUMBER_RE = re.compile(r"^\d+$")
+
+
+def feed_counts_milliseconds(raw_durations: Iterable[str]) -> bool:
+    """Whether one feed's durations are milliseconds: most of its whole-number durations are
+    above what seconds can be (8+ hours). A feed keeps one unit, and its short tracks ("7000",
+    a 7 s jingle) read as seconds would be hours long."""
+    numbers = [int(t) for t in (re.sub(r"\s+", "", r) for r in raw_durations) if _WHOLE_NUMBER_RE.match(t)]
+    return bool(numbers) and sum(n > _MS_THRESHOLD for n in numbers) > len(numbers) / 2
 
 
 # Narrower than an event's accepted years (settings: min_year, max_year): the feeds' corrupt
@@ -156,3 +170,92 @@ def parse_year(raw: str | float | int | None) -> int | None:
     if full:
         return _valid_year(int(full.group(1)))
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Cells shifted into the wrong columns
+# --------------------------------------------------------------------------------------------
+
+# The cells ``repair_shifted_fields`` reads and writes: a record's columns, and the two ids that
+# feeds carry beside them (in this layout inside ``extra``).
+SHIFTABLE_CELLS = ("title", "artist", "release", "duration", "year", "source_key", "track_number")
+_TRACK_NUMBER_CELL_RE = re.compile(r"^(?:[A-Za-z]?\d{1,3}|\d?[A-Za-z]\d{1,2})$")  # "009", "4", "B1", "0A3"
+# A feed's own id for a record: one word of 6+ characters with a run of 4+ digits ("MBox3093886-HH",
+# "WoM14737942", "169013-A068", "9479571").
+_SOURCE_KEY_CELL_RE = re.compile(r"^(?=\S*\d{4})[\w-]{6,}$")
+_FOUR_DIGIT_YEAR_RE = re.compile(r"^\d{4}$")
+
+
+def _is_source_key(cell: str) -> bool:
+    return bool(_SOURCE_KEY_CELL_RE.match(cell.strip()))
+
+
+def _is_text(cell: str) -> bool:
+    """A name or a title: two letters or more, and neither a duration, an id nor a null word."""
+    text = cell.strip()
+    return (
+        sum(ch.isalpha() for ch in text) >= 2
+        and not _is_null(text)
+        and not _is_source_key(text)
+        and parse_duration_ms(text) is None
+    )
+
+
+def _is_written_duration(cell: str) -> bool:
+    """A duration in a duration's own notation ("03:10", "3m 2sec"), not a bare number that
+    could as well be a year or a track number."""
+    text = cell.strip()
+    return parse_duration_ms(text) is not None and not re.fullmatch(r"[\d\s]+", text)
+
+
+def repair_shifted_fields(cells: dict[str, str]) -> dict[str, str]:
+    """The cells of a record whose values were written into the wrong columns, put back by what
+    each value looks like; any other record's cells unchanged (a copy either way).
+
+    Three shapes occur in multi-source feeds (each source of musicbrainz-20k has them):
+
+    - the whole row rotated: the track number in the title, the duration in the artist, the
+      artist in the release, the title in the duration, the release in the year, the source key
+      in the track number and the source key empty (the year is lost);
+    - the title swapped with the duration or the year: a duration or a year where the title
+      belongs, and the title in the duration column;
+    - the source key swapped with the artist, the release or the duration: an id where a name
+      belongs, and the name (or the duration) in the source key.
+
+    A value is moved only when both cells of the move look wrong where they are, so a title that
+    happens to be "1999" or an artist named by digits stays put.
+    """
+    c = {name: (cells.get(name) or "") for name in SHIFTABLE_CELLS}
+    out = dict(c)
+    if (
+        not c["source_key"].strip()
+        and _is_source_key(c["track_number"])
+        and _TRACK_NUMBER_CELL_RE.match(c["title"].strip())
+        and _is_text(c["duration"])
+    ):
+        out.update(
+            title=c["duration"],
+            artist=c["release"],
+            release=c["year"],
+            duration=c["artist"],
+            year="",
+            source_key=c["track_number"],
+            track_number=c["title"],
+        )
+        return out
+    if _is_text(c["duration"]):
+        title, year = c["title"].strip(), c["year"].strip()
+        if _is_written_duration(title) and (not year or parse_year(year) is not None):
+            out.update(title=c["duration"], duration=c["title"])
+        elif _FOUR_DIGIT_YEAR_RE.match(title) and parse_year(title) and _is_written_duration(year):
+            out.update(title=c["duration"], duration=c["year"], year=c["title"])
+        if out != c:
+            return out
+    key = c["source_key"]
+    for name in ("artist", "release"):
+        if _is_source_key(c[name]) and _is_text(key):
+            out.update({name: key, "source_key": c[name]})
+            return out
+    if _is_source_key(c["duration"]) and parse_duration_ms(c["duration"]) is None and parse_duration_ms(key):
+        out.update(duration=key, source_key=c["duration"])
+    return out

@@ -268,3 +268,23 @@ def test_sample_main_and_jsonl(tmp_path: Path) -> None:
     assert [ContentItem.from_record(json.loads(line)) for line in lines] == items
     write_jsonl(items[:2], tmp_path / "two.jsonl")
     assert len((tmp_path / "two.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_rotated_row_and_millisecond_feed_through_the_loader(tmp_path: Path) -> None:
+    # musicbrainz-20k record 17187: rotated, from a feed that sends milliseconds (a 7 s ident)
+    (tmp_path / "records.csv").write_text(
+        "record_id,source,kind,title,artist,release,duration,year,language,isrc,extra\n"
+        '1,s4,recording,40,7000,Rick Cassman,Rabbit Out of Hat,Short Cuts,,,"{""source_key"": """", ""track_number"": ""9479571""}"\n'
+        '2,s4,recording,Hoy,Tony Vega,Serie Cristal,245226,1997,,,"{}"\n',
+        encoding="utf-8",
+    )
+    first, second = load_dataset(tmp_path).items
+    assert (first.title, first.artists, first.release, first.duration_ms, first.year) == (
+        "Rabbit Out of Hat",
+        ("Rick Cassman",),
+        "Short Cuts",
+        7_000,
+        None,
+    )
+    assert first.extra == {"source_key": "9479571", "track_number": "40"}
+    assert second.duration_ms == 245_226
