@@ -274,7 +274,8 @@ def test_rotated_row_and_millisecond_feed_through_the_loader(tmp_path: Path) -> 
     # musicbrainz-20k record 17187: rotated, from a feed that sends milliseconds (a 7 s ident)
     (tmp_path / "records.csv").write_text(
         "record_id,source,kind,title,artist,release,duration,year,language,isrc,extra\n"
-        '1,s4,recording,40,7000,Rick Cassman,Rabbit Out of Hat,Short Cuts,,,"{""source_key"": """", ""track_number"": ""9479571""}"\n'
+        "1,s4,recording,40,7000,Rick Cassman,Rabbit Out of Hat,Short Cuts,,,"
+        '"{""source_key"": """", ""track_number"": ""9479571""}"\n'
         '2,s4,recording,Hoy,Tony Vega,Serie Cristal,245226,1997,,,"{}"\n',
         encoding="utf-8",
     )
