@@ -591,13 +591,17 @@ class NormalisedItem:
     @property
     def embed_text(self) -> str:
         """The text the sentence encoder embeds: title, artists and release, without tags, so that
-        versions and videos of a song still land near it and come back as candidates."""
-        text = self.title_core
+        versions and videos of a song still land near it and come back as candidates. A title that
+        only stands in for a missing one ("null", "untitled", a track number "004") is left out when
+        an artist or a release is there: the vector then sits among that artist's or release's
+        records, where the record's duplicate is, and not among every other "004"."""
+        stand_in = title_stands_in(self.title_core) and bool(self.artists or self.release)
+        text = "" if stand_in else self.title_core
         if self.artists:
             text += " by " + ", ".join(self.artists)
         if self.release and self.release != self.title_core:
             text += " from " + self.release[:_EMBED_RELEASE_CHARS].rstrip()
-        return text
+        return text.strip()
 
     def to_meta(self) -> dict[str, Any]:
         """JSON-serialisable and compact: empty and None values are left out."""
@@ -645,6 +649,15 @@ def is_placeholder_title(title_core: str) -> bool:
     """Two letters are a name ("If", "Oh", and most Chinese or Japanese titles: "妥協", "分裂");
     one character, digits alone and the placeholder words are not."""
     return title_core in PLACEHOLDER_TITLES or len(title_core) <= 1 or title_core.replace(" ", "").isdigit()
+
+
+_TRACK_NUMBER_TITLE_RE = re.compile(r"^0\d{1,2}$")
+
+
+def title_stands_in(title_core: str) -> bool:
+    """A title that names nothing and stands in for a missing one: a placeholder word, or a
+    track number written with its leading zero ("004"; "679" or "45" can be a song's name)."""
+    return title_core in PLACEHOLDER_TITLES or bool(_TRACK_NUMBER_TITLE_RE.match(title_core.replace(" ", "")))
 
 
 _KIND_TAGS = {"lyric_video": frozenset({"lyric_video"}), "live_video": frozenset({"live"})}

@@ -21,6 +21,7 @@ from resolution.normalise import (
     split_artist_from_title,
     split_artists,
     strip_glued_fields,
+    title_stands_in,
 )
 
 
@@ -477,6 +478,25 @@ def test_normalised_item_keys_and_text() -> None:
     bare = NormalisedItem(content_id="2", kind="recording", title_core="paper harbour", release="paper harbour")
     assert bare.title_key == "paper harbour|"
     assert bare.embed_text == "paper harbour"
+
+
+@pytest.mark.parametrize(
+    ("title_core", "artists", "release", "embedded"),
+    [
+        ("004", ("warsoul",), "", "by warsoul"),  # a track number standing in for a lost title
+        ("null", (), "drop dead gorgeous", "from drop dead gorgeous"),
+        ("", ("tea leaf green",), "", "by tea leaf green"),
+        ("679", ("fetty wap",), "", "679 by fetty wap"),  # a song named by digits keeps its name
+        ("45", ("shinedown",), "", "45 by shinedown"),
+        ("017", (), "", "017"),  # nothing else to embed
+    ],
+)
+def test_embed_text_leaves_out_a_stand_in_title(
+    title_core: str, artists: tuple[str, ...], release: str, embedded: str
+) -> None:
+    norm = NormalisedItem(content_id="1", kind="recording", title_core=title_core, artists=artists, release=release)
+    assert norm.embed_text == embedded
+    assert title_stands_in(title_core) == (title_core in ("004", "null", "", "017"))
 
 
 def test_meta_round_trip_is_exact_and_compact() -> None:
