@@ -416,7 +416,8 @@ class ParsedTitle:
 _GROUP_RE = re.compile(r"[(\[{【]([^()\[\]{}【】]*)[)\]}】]")
 _GROUP_FEAT_RE = re.compile(r"^\s*(?:feat\s*\.?|ft\s*\.?|featuring|with)\s+(.+)$", re.I | re.S)
 _INLINE_FEAT_RE = re.compile(r"(?:^|\s)(?:feat\s*\.|ft\s*\.|feat(?=\s)|ft(?=\s)|featuring(?=\s))\s*", re.I)
-_TRACK_NUMBER_RE = re.compile(r"^\s*0\d{1,2}\s*[-.]\s*(?=\S)")
+# "004-", and a vinyl side's position "0B2-" ("0" + side letter + number), as one feed prefixes titles.
+_TRACK_NUMBER_RE = re.compile(r"^\s*0(?:\d{1,2}|[A-Za-z]\d{1,2})\s*[-.]\s*(?=\S)")
 # Unbracketed video suffixes need a qualifier, so that a song called "Home Video" keeps its name.
 _TRAILING_VIDEO_RE = re.compile(
     r"\s+((?:official\s+)?(?:live\s+|hd\s+)?(?:music|lyrics?|live|official)\s+video|official\s+audio|"
@@ -660,6 +661,9 @@ def title_stands_in(title_core: str) -> bool:
     return title_core in PLACEHOLDER_TITLES or bool(_TRACK_NUMBER_TITLE_RE.match(title_core.replace(" ", "")))
 
 
+# A null word where the artist was ("n.a.", "null", "unk."): no name. "[unknown]" stays, a name
+# MusicBrainz gives records of unknown artists on every source.
+_NULL_ARTISTS = frozenset({"na", "n a", "null", "none", "nan", "unk"})
 _KIND_TAGS = {"lyric_video": frozenset({"lyric_video"}), "live_video": frozenset({"live"})}
 
 
@@ -688,7 +692,7 @@ def normalise(item: ContentItem) -> NormalisedItem:
             (featured if normalise_artist(name) in declared else primary).append(normalise_artist(name))
         featured.extend(normalise_artist(n) for n in more)
     parsed = parse_title(title, item.release)
-    artists = tuple(_unique([a for a in primary if a]))
+    artists = tuple(_unique([a for a in primary if a and a not in _NULL_ARTISTS]))
     merged = tuple(n for n in _unique([*parsed.featured, *featured]) if n and n not in artists)
     tags = parsed.tags | _KIND_TAGS.get(item.kind, frozenset())
     version_class = "video" if item.kind.endswith("_video") else version_class_of(tags)

@@ -267,6 +267,8 @@ def test_split_artist_from_title(title: str, artist: str, expected: tuple[str, s
         ("Outro (Working Title)", "outro working title", set(), (), "original"),
         # a track number prefix is dropped
         ("021-Amneris Intro", "amneris intro", set(), (), "original"),
+        ("0B2-Don't Burn the Fires", "dont burn the fires", set(), (), "original"),  # a vinyl side's position
+        ("0B2", "0b2", set(), (), "original"),  # nothing after it: kept
         # non-Latin scripts survive
         ("夏の終わり (Live)", "夏の終わり", {"live"}, (), "version"),
         ("Полярная звезда - Acoustic Version", "полярная звезда", {"acoustic"}, (), "version"),
@@ -554,3 +556,16 @@ def test_bonus_material_and_nested_edit_groups_are_not_version_tags() -> None:
     assert (parsed.core, parsed.version_class) == ("space bound", "original")
     parsed = parse_title("Gone ( Album Version ( Edited ) ) [ Clean ]")
     assert parsed.core == "gone" and parsed.version_class == "original"
+
+
+def test_a_null_word_is_no_artist() -> None:
+    def artists(raw: str) -> tuple[str, ...]:
+        return normalise(
+            ContentItem(event_id="e", content_id="1", source="s", kind="recording", title="T", artists=(raw,))
+        ).artists
+
+    assert artists("n.a.") == ()
+    assert artists("null") == ()
+    assert artists("unk.") == ()
+    assert artists("[unknown]") == ("unknown",)  # MusicBrainz's name for an unknown artist, on every source
+    assert artists("Nan Vernon") == ("nan vernon",)
