@@ -36,6 +36,16 @@ MILVUS_COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode
 MILVUS_AUTH_ERROR_CODE = 1800
 
 
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID, as Kafka writes them). One in 64 such ids
+    starts with '-', which the storage tool's argument parser reads as an option (a stack up failed
+    so); Kafka's own ``Uuid.randomUuid`` draws again in that case, and so does this."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class StackError(RuntimeError):
     def __init__(self, service: str, message: str, log: Path | None = None) -> None:
         where = f" (log: {log})" if log else ""
@@ -349,7 +359,7 @@ class LocalStack:
             )
         )
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = kafka_cluster_id()
             cmd = [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)]
             result = subprocess.run(cmd, capture_output=True, text=True)
             if result.returncode != 0:

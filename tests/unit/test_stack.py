@@ -79,3 +79,14 @@ def test_a_start_that_stalls_is_restarted_and_then_waited_for(
     assert pid is not None and _pid_alive(pid)
     stack.down()
     assert not _pid_alive(pid)
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from deploy import stack
+
+    # base64url of these bytes starts with '-' (0xf8 -> '-'); the storage tool would read it as an option.
+    draws = iter([uuid.UUID(bytes=bytes([0xF8]) + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(stack.uuid, "uuid4", lambda: next(draws))
+    assert stack.kafka_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
