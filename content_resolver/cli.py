@@ -600,7 +600,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from streams.reconciliation import RACE_WINDOW_S, CrossPartitionReconciler, reconcile_once
 
     scorer, thresholds = build_scorer(settings)
-    reconciler = CrossPartitionReconciler(thresholds.merge)
+    reconciler = CrossPartitionReconciler(thresholds.merge, settings.worker.conflict_threshold)
     # Strong: the rows every worker wrote are visible to the raced items' second search.
     index = build_milvus_index(settings, consistency="Strong")
 
@@ -613,7 +613,8 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
                 f"{plan.cross_partition_pairs} cross-partition duplicate pairs ({result.rescored} raced pairs "
-                f"scored again), {result.published} MERGE decisions published",
+                f"scored again; {plan.contradicted} left apart, their members contradict), "
+                f"{result.published} MERGE decisions published",
                 flush=True,
             )
             if not args.every:

@@ -41,6 +41,7 @@ from resolution.entities import EntityStore, rebuild_state
 from resolution.matcher import PairInput, PairScorer, with_identifier_evidence
 from resolution.model import Action, Decision
 from resolution.normalise import NormalisedItem
+from settings import WorkerSettings
 
 RECONCILIATION_TRIGGER = "re-resolution"
 # Two decisions this close in time, in two partitions, may have raced (neither search saw the
@@ -60,6 +61,7 @@ class PartitionedDecision:
 class ReconciliationPlan:
     merges: list[tuple[Decision, int]] = field(default_factory=list)  # (MERGE decision, partition)
     cross_partition_pairs: int = 0
+    contradicted: int = 0  # entity pairs with evidence left apart: members of their groups contradict
     entities_created: int = 0
     partitions: int = 0
 
@@ -164,8 +166,9 @@ async def rescore_raced(
 class CrossPartitionReconciler:
     """Plans the entity-into-entity merges that join duplicates created in different partitions."""
 
-    def __init__(self, merge_threshold: float) -> None:
+    def __init__(self, merge_threshold: float, conflict_threshold: float = WorkerSettings.conflict_threshold) -> None:
         self._threshold = merge_threshold
+        self._conflict = conflict_threshold
 
     def plan(self, decisions: list[PartitionedDecision], rescored: Iterable[Rescored] = ()) -> ReconciliationPlan:
         state = rebuild_state([d.record for d in decisions])
@@ -178,6 +181,7 @@ class CrossPartitionReconciler:
         groups = _Groups()
         evidence: dict[str, tuple[float, dict[str, Any]]] = {}
         pairs: set[tuple[str, str]] = set()
+        contradicted_pairs: set[tuple[str, str]] = set()
         # The workers' evidence (each decision's scored candidates), then the pairs scored after
         # the fact; both as (decision, the other item, p(same)).
         evidence_pairs = [
@@ -187,6 +191,21 @@ class CrossPartitionReconciler:
             for c in d.record.get("candidates") or ()
         ]
         evidence_pairs += [(x.record, x.other_content_id, x.p_same) for x in rescored]
+        contradicted: dict[str, set[str]] = {}
+        for r, other, p_same in evidence_pairs:
+            if p_same >= 0.0 and p_same <= self._conflict:
+                contradicted.setdefault(r["content_id"], set()).add(other)
+                contradicted.setdefault(other, set()).add(r["content_id"])
+        members: dict[str, set[str]] = {}  # group root -> the content ids of its entities
+
+        def members_of(entity: str) -> set[str]:
+            root = groups.find(entity)
+            if root not in members:
+                members[root] = set(store.members(entity))
+            return members[root]
+
+        # Strongest evidence first (ties by ids, so the plan does not depend on topic order).
+        evidence_pairs.sort(key=lambda e: (-e[2], e[0]["content_id"], e[1]))
         for r, other, p_same in evidence_pairs:
             mine, theirs = store.entity_of(r["content_id"]), store.entity_of(other)
             if p_same < self._threshold or mine is None or theirs is None:
@@ -198,8 +217,16 @@ class CrossPartitionReconciler:
                 continue
             if self._kept_apart(store, mine, theirs):
                 continue
-            pairs.add((min(mine, theirs), max(mine, theirs)))
+            pair = (min(mine, theirs), max(mine, theirs))
+            pairs.add(pair)
+            left, right = members_of(mine), members_of(theirs)
+            if left is right:
+                continue  # already one group
+            if any(contradicted.get(m, set()) & right for m in left):
+                contradicted_pairs.add(pair)
+                continue
             groups.union(mine, theirs)
+            members[groups.find(mine)] = left | right
             for entity in (mine, theirs):
                 if p_same > evidence.get(entity, (-1.0, {}))[0]:
                     evidence[entity] = (p_same, r)
@@ -207,6 +234,7 @@ class CrossPartitionReconciler:
             cross_partition_pairs=len(pairs),
             entities_created=len(created_in),
             partitions=len({d.partition for d in decisions}),
+            contradicted=len(contradicted_pairs),
         )
         sequence = max([int(d.record.get("sequence") or 0) for d in decisions] + [time.time_ns()])
         for group in groups.groups():

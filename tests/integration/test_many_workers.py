@@ -215,7 +215,7 @@ def reconcile_twice(settings: Settings, scorer: PairScorer, threshold: float) ->
     the workers' collection); the first publishes its merges, the second must find nothing left."""
     from content_resolver.composition import build_milvus_index
 
-    reconciler = CrossPartitionReconciler(threshold)
+    reconciler = CrossPartitionReconciler(threshold, settings.worker.conflict_threshold)
     index = build_milvus_index(settings, consistency="Strong")
 
     async def passes() -> tuple[PassResult, PassResult]:
@@ -369,6 +369,7 @@ def test_three_workers_with_a_leave_and_a_join_match_one_worker(stack: Settings,
             f"by partition {dict(sorted(partitions.items()))}; dead letters {dict(reasons)} (one worker: "
             f"{sum(baseline.dead_letters.values())})\n"
             f"  reconciliation: {first.plan.cross_partition_pairs} cross-partition duplicate pairs "
+            f"({first.plan.contradicted} left apart: their members contradict) "
             f"({first.rescored} raced pairs scored again), {first.published} MERGE decisions published; "
             f"a second pass: {second.plan.cross_partition_pairs} pairs, {second.published} published\n"
             f"  {describe('after reconciliation', after)}; F1 minus one worker's {after.f1 - baseline.f1:+.4f}\n"

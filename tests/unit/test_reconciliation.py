@@ -73,6 +73,29 @@ def test_a_curators_must_not_link_keeps_them_apart() -> None:
     assert CrossPartitionReconciler(0.55).plan(decisions).merges == []
 
 
+def test_a_contradicted_pair_keeps_two_entities_apart_and_cannot_be_chained_through_a_third() -> None:
+    # b2 (partition 1) scored a1 (partition 0) the same, but b1, in b2's entity, had scored a1 as
+    # contradicting: the worker's corrections would keep a1 and b1 apart, so reconciliation does.
+    contradicted = [
+        PartitionedDecision(0, record(1, "NEW", "a1", "ent-a")),
+        PartitionedDecision(1, record(2, "NEW", "b1", "ent-b", [("a1", "ent-a", 0.01)])),
+        PartitionedDecision(1, record(3, "MERGE", "b2", "ent-b", [("b1", "ent-b", 0.95), ("a1", "ent-a", 0.9)])),
+    ]
+    plan = CrossPartitionReconciler(0.55, conflict_threshold=0.05).plan(contradicted)
+    assert (plan.merges, plan.cross_partition_pairs, plan.contradicted) == ([], 1, 1)
+    # c1 (partition 2) scores both the same: the stronger pair joins, the contradicted one does not.
+    chain = [
+        *contradicted,
+        PartitionedDecision(2, record(4, "NEW", "c1", "ent-c", [("a1", "ent-a", 0.97), ("b2", "ent-b", 0.8)])),
+    ]
+    plan = CrossPartitionReconciler(0.55, conflict_threshold=0.05).plan(chain)
+    [(merge, _partition)] = plan.merges
+    assert {merge.entity_id, *merge.previous_entity_ids} == {"ent-a", "ent-c"}
+    assert plan.contradicted == 2  # ent-a with ent-b, and then ent-b with the joined group
+    # With a lower conflict threshold the pair is no contradiction and all three join.
+    assert len(CrossPartitionReconciler(0.55, conflict_threshold=0.001).plan(chain).merges) == 2
+
+
 # ---- raced items: scored again after the fact -------------------------------------------------
 
 
