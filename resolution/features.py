@@ -58,6 +58,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "record_jaccard",
     "performance_duration_gap",
 )
+# Signals a pair carries beside the features: evidence the rules after the scorer read
+# (``resolution.matcher.with_rule_evidence``) and a decision records, which no model reads (the
+# served matcher's inputs are fixed by ``FEATURE_NAMES``).
+EVIDENCE_SIGNALS: tuple[str, ...] = ("title_alternate_shared",)
 # Tags that name another performance, not another cut or mix of the same one: a demo, an
 # acoustic or live take is a different recording even when title, artist and release agree.
 PERFORMANCE_TAGS = frozenset({"live", "acoustic", "demo", "instrumental", "acapella", "karaoke", "cover", "rerecorded"})
@@ -174,6 +178,18 @@ def _title_words_found(head_a: list[str], head_b: list[str], words_a: set[str], 
     if not head_a or not head_b:
         return 0.0
     return max(_words_found(head_a, words_b), _words_found(head_b, words_a))
+
+
+def titles_share_a_name(a: NormalisedItem, b: NormalisedItem) -> bool:
+    """Two different titles of which one names the song as the other does: one side of a slash
+    title, the title without its bracketed part, or the bracket's content, is the other's title
+    or one of its other names ("Laisse tomber les filles" and "Chick Habit / Laisse tomber les
+    filles"). Equal titles are not counted: the features already say so."""
+    if not a.title_core or not b.title_core or a.title_core == b.title_core:
+        return False
+    if not a.title_alternates and not b.title_alternates:
+        return False
+    return bool({a.title_core, *a.title_alternates} & {b.title_core, *b.title_alternates})
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:
@@ -327,6 +343,8 @@ def _pair_signals(
         # A demo or acoustic take against the album track: how far their lengths are apart
         # (0 when the tags agree or a length is unknown; 1 from a minute on).
         "performance_duration_gap": min(duration_diff, _GAP_SCALE_S) / _GAP_SCALE_S if performance_differs else 0.0,
+        # Evidence, not a feature (EVIDENCE_SIGNALS).
+        "title_alternate_shared": float(titles_share_a_name(a, b)),
     }
 
 

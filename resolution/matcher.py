@@ -103,10 +103,24 @@ def with_other_cut_evidence(probabilities: dict[str, float], signals: dict[str, 
     return {**probabilities, "none": 0.01, "version_of": probabilities.get("version_of", 0.0) + moved}
 
 
+def with_alternate_title_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
+    """Two records whose titles differ but share a name of the song (``title_alternate_shared``:
+    "Laisse tomber les filles" and "Chick Habit / Laisse tomber les filles", "Goodbye My Love,
+    Goodbye" and "Dovidjenja ljubavi (Goodbye My Love, Goodbye)") are versions of one work when
+    they are not one recording: the p(none) a scorer gives them goes to ``version_of``. The
+    matcher's features compare whole titles, so they read such a pair as two songs; the served
+    model is fixed, so this is a rule after it, not a feature. p(same) is left to the scorer."""
+    if signals.get("title_alternate_shared", 0.0) < 1.0 or probabilities.get("none", 0.0) <= 0.01:
+        return probabilities
+    moved = probabilities["none"] - 0.01
+    return {**probabilities, "none": 0.01, "version_of": probabilities.get("version_of", 0.0) + moved}
+
+
 def with_rule_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
-    """The hard evidence applied after any scorer: identifiers, performances, other cuts."""
+    """The hard evidence applied after any scorer: identifiers, performances, other cuts,
+    alternate titles."""
     applied = with_performance_evidence(with_identifier_evidence(probabilities, signals), signals)
-    return with_other_cut_evidence(applied, signals)
+    return with_alternate_title_evidence(with_other_cut_evidence(applied, signals), signals)
 
 
 def _sigmoid(x: float) -> float:

@@ -411,6 +411,8 @@ class ParsedTitle:
     tags: frozenset[str]
     featured: tuple[str, ...]
     version_class: str
+    # Other names the title gives its song (``title_alternates``), the core left out.
+    alternates: tuple[str, ...] = ()
 
 
 _GROUP_RE = re.compile(r"[(\[{【]([^()\[\]{}【】]*)[)\]}】]")
@@ -450,6 +452,28 @@ def _strip_trailing_group(title: str) -> tuple[str, str] | None:
             if depth == 0:
                 return stripped[:index].rstrip(), stripped[index + 1 : -1]
     return None
+
+
+_SLASH_SEPARATOR_RE = re.compile(r"\s+/\s+")
+
+
+def title_alternates(title: str) -> tuple[str, ...]:
+    """Other names a title gives its song, normalised: each side of a slash title (a bilingual
+    or a medley title, "Chick Habit / Laisse tomber les filles"), and of the title and each side
+    the text without its bracketed parts and the trailing bracket's content ("Dovidjenja ljubavi
+    (Goodbye My Love, Goodbye)", "Good Riddance (Time of Your Life)"). Covers are often filed
+    under one of these names alone. Names that name nothing are left out; ``title`` is expected
+    with its version tags already taken out (``parse_title`` does), so "(Live)" is never a name."""
+    sides = [title, *_SLASH_SEPARATOR_RE.split(title)] if _SLASH_SEPARATOR_RE.search(title) else [title]
+    names: list[str] = []
+    for side in sides:
+        names.append(side)
+        names.append(_GROUP_RE.sub(" ", side))
+        trailing = _strip_trailing_group(side)
+        if trailing and normalise_text(trailing[0]):
+            names.append(trailing[1])
+    found = (normalise_text(n) for n in names)
+    return tuple(_unique([n for n in found if not is_placeholder_title(n)]))
 
 
 def _strip_release(title: str, release: str | None) -> str:
@@ -528,7 +552,10 @@ def parse_title(title: str, release: str | None = None) -> ParsedTitle:
     core = normalise_text(text) or normalise_text(title or "")
     frozen = frozenset(tags)
     featured_names = tuple(_unique([normalise_artist(n) for n in featured if normalise_artist(n)]))
-    return ParsedTitle(core=core, tags=frozen, featured=featured_names, version_class=version_class_of(frozen))
+    alternates = tuple(n for n in title_alternates(text) if n != core)
+    return ParsedTitle(
+        core=core, tags=frozen, featured=featured_names, version_class=version_class_of(frozen), alternates=alternates
+    )
 
 
 _RELEASE_NULLS = frozenset({"unknown", "null", "none", "n a", "na", "unk", "various"})
@@ -577,6 +604,9 @@ class NormalisedItem:
     isrc: str | None = None
     language: str | None = None
     source: str = ""
+    # Other names the title gives the song (``title_alternates``), the core left out: evidence
+    # that two differently titled records name one work (``features.titles_share_a_name``).
+    title_alternates: tuple[str, ...] = ()
 
     @property
     def title_key(self) -> str:
@@ -611,7 +641,7 @@ class NormalisedItem:
             meta["tags"] = sorted(self.tags)
         if self.version_class != "original":
             meta["version_class"] = self.version_class
-        for name in ("artists", "featured"):
+        for name in ("artists", "featured", "title_alternates"):
             value: tuple[str, ...] = getattr(self, name)
             if value:
                 meta[name] = list(value)
@@ -639,6 +669,7 @@ class NormalisedItem:
             isrc=d.get("isrc"),
             language=d.get("language"),
             source=str(d.get("source", "")),
+            title_alternates=tuple(d.get("title_alternates") or ()),
         )
 
 
@@ -710,4 +741,5 @@ def normalise(item: ContentItem) -> NormalisedItem:
         isrc=normalise_isrc(item.isrc),
         language=normalise_language(item.language),
         source=item.source,
+        title_alternates=parsed.alternates,
     )

@@ -522,8 +522,16 @@ class BatchResolver:
             relation=outcome.relation if outcome.action is not Action.NEW else None,
             candidates=ranked,
             signals=signals,
-            reason=outcome.reason,
+            reason=_with_evidence_note(outcome.reason, outcome.action, signals),
         )
+
+
+def _with_evidence_note(reason: str, action: Action, signals: dict[str, float]) -> str:
+    """The policy's reason, and for a link whose titles share a name of the song the rule that
+    counts it as a version (``with_alternate_title_evidence``): the decision says why."""
+    if action is Action.LINK and signals.get("title_alternate_shared", 0.0) >= 1.0:
+        return f"{reason}; the titles share a name of the song (alternate title)"
+    return reason
 
 
 def _meta_item(candidate: Candidate) -> NormalisedItem:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from resolution.features import FEATURE_NAMES, pair_signals, title_head
+from resolution.features import EVIDENCE_SIGNALS, FEATURE_NAMES, pair_signals, title_head, titles_share_a_name
 from resolution.model import ContentItem
 from resolution.normalise import NormalisedItem, normalise
 
@@ -27,7 +27,31 @@ def _item(content_id: str, title: str, artist: str = "", release: str | None = N
 
 def test_every_signal_is_named() -> None:
     a, b = _item("a", "Silver and Gold", "Little Big Town"), _item("b", "Silver And Gold")
-    assert set(pair_signals(a, b, 0.5)) == set(FEATURE_NAMES)
+    assert set(pair_signals(a, b, 0.5)) == set(FEATURE_NAMES) | set(EVIDENCE_SIGNALS)
+    # evidence for the rules is never a model input: the served matcher's features are fixed
+    assert not set(EVIDENCE_SIGNALS) & set(FEATURE_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "shared"),
+    [
+        ("Chick Habit / Laisse tomber les filles", "Laisse Tomber les Filles", True),
+        ("Dovidjenja ljubavi (Goodbye My Love, Goodbye)", "Goodbye My Love, Goodbye", True),
+        ("Good Riddance (Time of Your Life)", "Time of Your Life (Good Riddance)", True),
+        ("Cimarron (Roll On)", "Cimarron", True),
+        # equal titles are the features' business; other songs share nothing
+        ("Cimarron (Roll On)", "Cimarron (Roll On)", False),
+        ("Cimarron", "Cimarron", False),
+        ("Goodbye My Love, Goodbye", "Hello My Love", False),
+        # a version tag is not a name of the song
+        ("Satellite (Live)", "Live", False),
+    ],
+)
+def test_titles_share_a_name(left: str, right: str, shared: bool) -> None:
+    a, b = _item("a", left, "A"), _item("b", right, "B")
+    assert titles_share_a_name(a, b) is shared
+    assert titles_share_a_name(b, a) is shared
+    assert pair_signals(a, b, 0.5)["title_alternate_shared"] == float(shared)
 
 
 @pytest.mark.parametrize(

@@ -154,6 +154,41 @@ def test_other_cut_evidence_moves_none_to_version() -> None:
         assert with_other_cut_evidence(probs, {**cut, **change}) == probs
 
 
+def test_alternate_title_evidence_moves_none_to_version() -> None:
+    from resolution.matcher import with_alternate_title_evidence, with_rule_evidence
+
+    probs = {"same": 0.03, "version_of": 0.02, "video_of": 0.0, "none": 0.95}
+    shared = {"title_alternate_shared": 1.0}
+    moved = with_alternate_title_evidence(probs, shared)
+    assert moved["version_of"] == pytest.approx(0.96) and moved["none"] == pytest.approx(0.01)
+    assert moved["same"] == probs["same"] and sum(moved.values()) == pytest.approx(1.0)
+    assert with_rule_evidence(probs, shared) == moved
+    # no shared name (or a signals dict from before the signal existed): nothing moves
+    assert with_alternate_title_evidence(probs, {"title_alternate_shared": 0.0}) == probs
+    assert with_alternate_title_evidence(probs, {}) == probs
+    # nothing left in none: nothing moves
+    sure = {"same": 0.1, "version_of": 0.895, "video_of": 0.0, "none": 0.005}
+    assert with_alternate_title_evidence(sure, shared) == sure
+
+
+def test_a_translated_cover_under_one_of_its_names_is_a_version_through_the_scorer() -> None:
+    from resolution.features import pair_signals
+    from resolution.matcher import with_rule_evidence
+    from resolution.model import ContentItem
+    from resolution.normalise import normalise
+
+    def video(cid: str, title: str, artist: str) -> NormalisedItem:
+        return normalise(ContentItem(f"e-{cid}", cid, "s", "video", title, (artist,)))
+
+    french = video("a", "Laisse tomber les filles", "France Gall")
+    both = video("b", "Chick Habit / Laisse tomber les filles", "April March")
+    probs = {"same": 0.0, "version_of": 0.02, "video_of": 0.0, "none": 0.98}
+    assert with_rule_evidence(probs, pair_signals(both, french, 0.4))["version_of"] > 0.9
+    # another song by the same artist stays apart
+    other = video("c", "Poupée de cire, poupée de son", "France Gall")
+    assert with_rule_evidence(probs, pair_signals(both, other, 0.4)) == probs
+
+
 def test_a_radio_edit_and_the_extended_mix_are_versions_through_the_scorer() -> None:
     from resolution.features import pair_signals
     from resolution.matcher import with_rule_evidence

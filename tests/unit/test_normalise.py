@@ -18,6 +18,7 @@ from resolution.normalise import (
     normalise_release,
     normalise_text,
     parse_title,
+    title_alternates,
     split_artist_from_title,
     split_artists,
     strip_glued_fields,
@@ -569,3 +570,32 @@ def test_a_null_word_is_no_artist() -> None:
     assert artists("unk.") == ()
     assert artists("[unknown]") == ("unknown",)  # MusicBrainz's name for an unknown artist, on every source
     assert artists("Nan Vernon") == ("nan vernon",)
+
+
+@pytest.mark.parametrize(
+    ("title", "alternates"),
+    [
+        ("Chick Habit / Laisse tomber les filles", ("chick habit", "laisse tomber les filles")),
+        ("Dovidjenja ljubavi (Goodbye My Love, Goodbye)", ("dovidjenja ljubavi", "goodbye my love goodbye")),
+        ("(Looking for) The Heart of Saturday Night", ("the heart of saturday night",)),
+        ("Une chanson douce (Le loup, la biche et le chevalier)", ("une chanson douce", "le loup la biche et le chevalier")),
+        ("Satisfaction", ()),
+        # placeholders ("track", "1") are no names; an unspaced slash is part of the name (AC/DC)
+        ("Track (1)", ()),
+        ("Back in Black/AC", ()),
+    ],
+)
+def test_title_alternates(title: str, alternates: tuple[str, ...]) -> None:
+    core = parse_title(title).core
+    assert tuple(n for n in title_alternates(title) if n != core) == alternates
+
+
+def test_version_tags_are_not_alternate_names_and_alternates_travel_in_meta() -> None:
+    parsed = parse_title("Good Riddance (Time of Your Life) (Live)")
+    assert parsed.core == "good riddance time of your life" and parsed.tags == {"live"}
+    assert parsed.alternates == ("good riddance", "time of your life")
+    item = normalise(ContentItem("e", "c", "s", "video", "Good Riddance (Time of Your Life) (Live)", ("Green Day",)))
+    assert item.title_alternates == parsed.alternates
+    assert NormalisedItem.from_meta(item.to_meta()) == item
+    plain = normalise(ContentItem("e", "d", "s", "video", "Basket Case", ("Green Day",)))
+    assert "title_alternates" not in plain.to_meta()
