@@ -213,18 +213,22 @@ class CandidateFinder:
         title_keys: list[str],
         isrcs: list[str],
         title_only_keys: list[str] | None = None,
+        alternate_keys: list[tuple[str, ...]] | None = None,
     ) -> list[list[Candidate]]:
         """One ANN search, one key lookup and (with a title cap) one bounded title-only lookup for
         the whole batch (the expensive, remote part), in flight together: three round trips
-        cost about one."""
-        with_titles = bool(self._title_cap > 0 and title_only_keys and any(title_only_keys))
-        ann, keyed, titled = await asyncio.gather(
+        cost about one. ``alternate_keys``: per item, the other names its title gives the song
+        (``NormalisedItem.title_alternates``), looked up on the title-only path as its own key is."""
+        title_vectors, queried, owners = title_queries(vectors, title_only_keys or [], alternate_keys)
+        with_titles = bool(self._title_cap > 0 and any(queried))
+        ann, keyed, titled_queries = await asyncio.gather(
             self._index.search(vectors, self._k),
             self._index.lookup_keys(title_keys, isrcs),
-            self._index.lookup_titles(vectors, title_only_keys or [], self._title_cap)
+            self._index.lookup_titles(title_vectors, queried, self._title_cap)
             if with_titles
-            else _no_hits(len(vectors)),
+            else _no_hits(len(queried)),
         )
+        titled = _per_item(titled_queries, owners, len(vectors))
         out: list[list[Candidate]] = []
         for qi, hits in enumerate(ann):
             found = {h.row.content_id: _candidate(h.row, h.similarity, "ann") for h in hits}
@@ -261,13 +265,17 @@ class CandidateFinder:
         isrcs: list[str],
         excludes: list[str],
         title_only_keys: list[str],
+        alternate_keys: list[tuple[str, ...]] | None = None,
     ) -> list[list[Candidate]]:
         """``complete`` for every item of a chunk at once: one exact search of the recent writes
         for all of them (the recent writes do not change while a chunk's candidates are gathered)."""
         recent_hits = self._recent.search(vectors, self._k)
         titled: list[list[IndexHit]] = [[] for _ in range(len(vectors))]
-        if self._title_cap > 0 and any(title_only_keys):
-            titled = self._recent.lookup_titles(vectors, title_only_keys, self._title_cap)
+        title_vectors, queried, owners = title_queries(vectors, title_only_keys, alternate_keys)
+        if self._title_cap > 0 and any(queried):
+            titled = _per_item(
+                self._recent.lookup_titles(title_vectors, queried, self._title_cap), owners, len(vectors)
+            )
         out = []
         for qi, vector in enumerate(vectors):
             found = {c.content_id: c for c in prefetched[qi]}
@@ -275,7 +283,7 @@ class CandidateFinder:
                 found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
             for row in self._recent.lookup_keys([title_keys[qi]], [isrcs[qi]]):
                 found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
-            if title_only_keys[qi]:
+            if titled[qi]:
                 for hit in titled[qi]:
                     found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
             found.pop(excludes[qi], None)
@@ -287,6 +295,37 @@ class CandidateFinder:
 
     async def write(self, rows: list[IndexedRow]) -> None:
         await self._index.upsert(rows)
+
+
+def title_queries(
+    vectors: NDArray[np.float32], title_only_keys: list[str], alternate_keys: list[tuple[str, ...]] | None
+) -> tuple[NDArray[np.float32], list[str], list[int]]:
+    """The title-only path's queries: each item's own key, then one per other name of its title
+    (a cover filed under one side of "Chick Habit / Laisse tomber les filles" is titled by that
+    side alone). Returns their vectors, keys, and the item each query belongs to."""
+    if not alternate_keys or not any(alternate_keys):
+        return vectors, list(title_only_keys), list(range(len(title_only_keys)))
+    owners = list(range(len(title_only_keys)))
+    keys = list(title_only_keys)
+    for qi, names in enumerate(alternate_keys):
+        if title_only_keys[qi]:  # a placeholder title is not looked up by its names either
+            for name in names:
+                if name and name != title_only_keys[qi]:
+                    owners.append(qi)
+                    keys.append(name)
+    return vectors[owners], keys, owners
+
+
+def _per_item(hits: list[list[IndexHit]], owners: list[int], n: int) -> list[list[IndexHit]]:
+    """The title-only hits of the queries back per item, its own key's first, each row once."""
+    out: list[list[IndexHit]] = [[] for _ in range(n)]
+    seen: list[set[str]] = [set() for _ in range(n)]
+    for owner, found in zip(owners, hits, strict=True):
+        for hit in found:
+            if hit.row.content_id not in seen[owner]:
+                seen[owner].add(hit.row.content_id)
+                out[owner].append(hit)
+    return out
 
 
 async def _no_hits(n: int) -> list[list[IndexHit]]:

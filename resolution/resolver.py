@@ -258,7 +258,9 @@ class BatchResolver:
         keys = [n.title_key for n in norms]
         isrcs = [n.isrc or "" for n in norms]
         prefetched, shared = await asyncio.gather(
-            self._finder.prefetch(vectors, keys, isrcs, [n.title_only_key for n in norms]),
+            self._finder.prefetch(
+                vectors, keys, isrcs, [n.title_only_key for n in norms], [n.title_alternates for n in norms]
+            ),
             self._search_media(norms, evidence),
         )
 
@@ -440,10 +442,13 @@ class BatchResolver:
             [n.isrc or "" for n in norms],
             [n.content_id for n in norms],
             [n.title_only_key if title_cap > 0 else "" for n in norms],
+            [n.title_alternates for n in norms],
         )
         out: list[list[Candidate]] = []
         for i, norm in enumerate(norms):
             title_only = norm.title_only_key if title_cap > 0 else ""
+            # The titles that count as this one's on the title-only path: its own, its other names.
+            names = {title_only, *norm.title_alternates} if title_only else set()
             found = {c.content_id: c for c in completed[i]}
             earlier = sorted(range(i), key=lambda j: -batch_sims[i, j])
             for j in earlier:
@@ -454,7 +459,11 @@ class BatchResolver:
                     c.similarity for c in found.values()
                 )
                 keyed = other.title_key == norm.title_key or (norm.isrc and other.isrc == norm.isrc)
-                if close or keyed or (title_only and other.title_only_key == title_only):
+                if (
+                    close
+                    or keyed
+                    or (title_only and (other.title_only_key in names or title_only in other.title_alternates))
+                ):
                     # Entity filled in at decision time, when the earlier item has been decided.
                     found[other.content_id] = Candidate(
                         other.content_id, "", "", float(batch_sims[i, j]), other.to_meta(), "batch"
@@ -464,7 +473,12 @@ class BatchResolver:
             rest = [c for c in keyed_first if c.via != "key"][: max(0, self._max_candidates - len(keep))]
             if title_only:
                 chosen = {c.content_id for c in (*keep, *rest)}
-                same_title = [c for c in keyed_first if c.content_id not in chosen and _title_of(c) == title_only]
+                same_title = [
+                    c
+                    for c in keyed_first
+                    if c.content_id not in chosen
+                    and (_title_of(c) in names or title_only in (c.meta.get("title_alternates") or ()))
+                ]
                 rest += same_title[:title_cap]
             out.append(keep + rest)
         return out

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from resolution.candidates import CandidateFinder, IndexedRow, InMemoryVectorIndex
+from resolution.candidates import CandidateFinder, IndexedRow, InMemoryVectorIndex, title_queries
 from resolution.model import ContentItem
 from resolution.normalise import normalise
 from vector_index.milvus import MilvusParams, MilvusVectorIndex
@@ -97,6 +97,38 @@ def test_recent_writes_are_searched_by_title_too() -> None:
     )
     found = finder.complete([], _vec(1, 0, 0, 0), "georgia on my mind|ray charles", "", "q", "georgia on my mind")
     assert {c.content_id for c in found} == {"n0", "cover"}
+
+
+def test_title_queries_add_one_per_other_name_and_none_for_placeholders() -> None:
+    vectors = np.stack([_vec(1, 0, 0, 0), _vec(0, 1, 0, 0), _vec(0, 0, 1, 0)])
+    keys = ["chick habit laisse tomber les filles", "", "basket case"]
+    alternates = [("chick habit", "laisse tomber les filles"), ("ignored",), ()]
+    queried_vectors, queried, owners = title_queries(vectors, keys, alternates)
+    assert queried == [*keys, "chick habit", "laisse tomber les filles"]
+    assert owners == [0, 1, 2, 0, 0]
+    assert np.array_equal(queried_vectors[3], vectors[0])
+    assert title_queries(vectors, keys, None)[1:] == (keys, [0, 1, 2])
+
+
+def test_an_item_finds_the_cover_titled_by_one_of_its_names() -> None:
+    index = InMemoryVectorIndex(DIM)
+    near = [_row(f"n{i}", f"Other Song {i}", "April March", _vec(1, 0.01 * i, 0, 0)) for i in range(3)]
+    french = _row("fr", "Laisse tomber les filles", "France Gall", _vec(0, 1, 0, 0))
+    index.upsert_now([*near, french])
+    item = normalise(_item("q", "Chick Habit / Laisse tomber les filles", "April March"))
+    query = _vec(1, 0, 0, 0)[None, :]
+    finder = CandidateFinder(index, 2, 5000, DIM, title_cap=3)
+    found = asyncio.run(finder.prefetch(query, [item.title_key], [""], [item.title_only_key], [item.title_alternates]))
+    assert {c.content_id: c.via for c in found[0]}["fr"] == "title"
+    without = asyncio.run(finder.prefetch(query, [item.title_key], [""], [item.title_only_key]))
+    assert "fr" not in {c.content_id for c in without[0]}
+    # the recent writes alike
+    recent = CandidateFinder(InMemoryVectorIndex(DIM), 1, 5000, DIM, title_cap=2)
+    recent.remember([*near, french])
+    completed = recent.complete_all(
+        [[]], query, [item.title_key], [""], ["q"], [item.title_only_key], [item.title_alternates]
+    )
+    assert "fr" in {c.content_id for c in completed[0]}
 
 
 def _resolve_twice(title_cap: int) -> list[str]:

@@ -18,10 +18,10 @@ from resolution.normalise import (
     normalise_release,
     normalise_text,
     parse_title,
-    title_alternates,
     split_artist_from_title,
     split_artists,
     strip_glued_fields,
+    title_alternates,
     title_stands_in,
 )
 
@@ -578,7 +578,10 @@ def test_a_null_word_is_no_artist() -> None:
         ("Chick Habit / Laisse tomber les filles", ("chick habit", "laisse tomber les filles")),
         ("Dovidjenja ljubavi (Goodbye My Love, Goodbye)", ("dovidjenja ljubavi", "goodbye my love goodbye")),
         ("(Looking for) The Heart of Saturday Night", ("the heart of saturday night",)),
-        ("Une chanson douce (Le loup, la biche et le chevalier)", ("une chanson douce", "le loup la biche et le chevalier")),
+        (
+            "Une chanson douce (Le loup, la biche et le chevalier)",
+            ("une chanson douce", "le loup la biche et le chevalier"),
+        ),
         ("Satisfaction", ()),
         # placeholders ("track", "1") are no names; an unspaced slash is part of the name (AC/DC)
         ("Track (1)", ()),
