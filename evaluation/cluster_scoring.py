@@ -66,7 +66,15 @@ def top_signals(signals: dict[str, float]) -> dict[str, float]:
         "artist_overlap",
         "release_ratio",
     )
-    keys += ("duration_diff_s", "year_diff", "isrc_equal", "version_tags_differ", "one_is_video", "same_source")
+    keys += (
+        "duration_diff_s",
+        "year_diff",
+        "isrc_equal",
+        "version_tags_differ",
+        "one_is_video",
+        "same_source",
+        "title_alternate_shared",
+    )
     return {k: round(signals[k], 3) for k in keys if k in signals}
 
 
