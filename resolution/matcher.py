@@ -48,6 +48,12 @@ class PairScorer(Protocol):
     async def score(self, pairs: list[PairInput]) -> list[PairScore]: ...
 
 
+def _moved(probabilities: dict[str, float], relation: str, to: str) -> dict[str, float]:
+    """Every rule's one move: what a scorer gave ``relation`` goes to ``to``, leaving 0.01."""
+    moved = probabilities[relation] - 0.01
+    return {**probabilities, relation: 0.01, to: probabilities.get(to, 0.0) + moved}
+
+
 def with_identifier_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
     """Two different valid ISRCs are two recordings, whatever the text says.
 
@@ -55,8 +61,7 @@ def with_identifier_evidence(probabilities: dict[str, float], signals: dict[str,
     after any scorer. The p(same) it removes goes to ``none``."""
     if signals.get("isrc_conflict", 0.0) < 1.0 or probabilities.get("same", 0.0) <= 0.01:
         return probabilities
-    moved = probabilities["same"] - 0.01
-    return {**probabilities, "same": 0.01, "none": probabilities.get("none", 0.0) + moved}
+    return _moved(probabilities, "same", to="none")
 
 
 # Same recordings whose titles lost a "(Live)" or "(Demo)" differ in length by under a second in
@@ -76,8 +81,7 @@ def with_performance_evidence(probabilities: dict[str, float], signals: dict[str
         or probabilities.get("same", 0.0) <= 0.01
     ):
         return probabilities
-    moved = probabilities["same"] - 0.01
-    return {**probabilities, "same": 0.01, "version_of": probabilities.get("version_of", 0.0) + moved}
+    return _moved(probabilities, "same", to="version_of")
 
 
 def with_other_cut_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
@@ -99,8 +103,7 @@ def with_other_cut_evidence(probabilities: dict[str, float], signals: dict[str, 
         or probabilities.get("none", 0.0) <= 0.01
     ):
         return probabilities
-    moved = probabilities["none"] - 0.01
-    return {**probabilities, "none": 0.01, "version_of": probabilities.get("version_of", 0.0) + moved}
+    return _moved(probabilities, "none", to="version_of")
 
 
 def with_alternate_title_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
@@ -112,8 +115,7 @@ def with_alternate_title_evidence(probabilities: dict[str, float], signals: dict
     model is fixed, so this is a rule after it, not a feature. p(same) is left to the scorer."""
     if signals.get("title_alternate_shared", 0.0) < 1.0 or probabilities.get("none", 0.0) <= 0.01:
         return probabilities
-    moved = probabilities["none"] - 0.01
-    return {**probabilities, "none": 0.01, "version_of": probabilities.get("version_of", 0.0) + moved}
+    return _moved(probabilities, "none", to="version_of")
 
 
 def with_rule_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
