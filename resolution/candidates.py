@@ -283,9 +283,8 @@ class CandidateFinder:
                 found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
             for row in self._recent.lookup_keys([title_keys[qi]], [isrcs[qi]]):
                 found[row.content_id] = _candidate(row, float(np.dot(vector, row.vector)), "recent")
-            if titled[qi]:
-                for hit in titled[qi]:
-                    found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
+            for hit in titled[qi]:
+                found[hit.row.content_id] = _candidate(hit.row, hit.similarity, "recent")
             found.pop(excludes[qi], None)
             out.append(sorted(found.values(), key=lambda c: -c.similarity))
         return out

@@ -193,7 +193,7 @@ class CrossPartitionReconciler:
         evidence_pairs += [(x.record, x.other_content_id, x.p_same) for x in rescored]
         contradicted: dict[str, set[str]] = {}
         for r, other, p_same in evidence_pairs:
-            if p_same >= 0.0 and p_same <= self._conflict:
+            if 0.0 <= p_same <= self._conflict:  # -1.0: a candidate recorded without a score
                 contradicted.setdefault(r["content_id"], set()).add(other)
                 contradicted.setdefault(other, set()).add(r["content_id"])
         members: dict[str, set[str]] = {}  # group root -> the content ids of its entities
