@@ -15,9 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--split",
         default="eval",
-        choices=["eval", "fit", "tune"],
-        help="eval (default): the measured set; fit / tune: matcher training sets, sharing no source with "
-        "the evaluation sets (seed 12, tiny and small) nor with each other",
+        choices=["eval", "fit", "tune", "valid"],
+        help="eval (default): the measured set; fit / tune: matcher training sets; valid: held out from "
+        "training, judged by the promotion gate; fit, tune and valid share no source with the evaluation "
+        "sets (seed 12, tiny and small) nor with each other",
     )
     s.add_argument("--out", help="the set's folder (default: .cache/media/set-SIZE-SEED, set-SPLIT-SIZE-SEED)")
     s.add_argument("--fresh", action="store_true", help="rebuild even if the folder holds the set")

@@ -49,13 +49,17 @@ IMAGE_DUPLICATES = ("crop", "resize", "overlay", "reencode", "crop+overlay")
 VERSION_PROGRAMS = {"strings": 48, "organ": 19, "flute": 73, "choir": 52, "guitar": 24, "brass": 61}
 TEMPO_FACTORS = (0.8, 0.88, 1.12, 1.25)
 # What a set is for. "eval" is the set every figure is measured on (any seed: the sources it
-# picks are the seed's, as before). "fit" and "tune" sets train the matcher's media features:
-# they never use a source (Wesnoth track, chorale, cover image) of the evaluation sets
-# (``EVAL_SEED`` at the sizes in ``EVAL_SIZES``), and a source belongs to fit or to tune by a hash
-# of its name, so the two share none either, whatever their seeds.
-SPLITS = ("eval", "fit", "tune")
+# picks are the seed's, as before). "fit" and "tune" sets train the matcher's media features;
+# "valid" sets are held out from training for the promotion gate to judge media pairs on. None of
+# the three uses a source (Wesnoth track, chorale, cover image) of the evaluation sets
+# (``EVAL_SEED`` at the sizes in ``EVAL_SIZES``), and a source belongs to one of them by a hash of
+# its name, so they share none either, whatever their seeds.
+SPLITS = ("eval", "fit", "tune", "valid")
 EVAL_SEED = 12
 EVAL_SIZES = ("tiny", "small")
+# The held-out media set the promotion gate judges a media-trained matcher on by default.
+VALID_SEED = 15
+VALID_SIZE = "small"
 
 
 def track_name(track: Path) -> str:
@@ -71,8 +75,14 @@ def image_name(source: Path) -> str:
 
 
 def source_split(name: str) -> str:
-    """The training split ("fit" or "tune") a source not used by the evaluation sets belongs to."""
-    return ("fit", "tune")[hashlib.sha1(name.encode()).digest()[0] % 2]
+    """The split ("fit", "tune" or "valid") a source not used by the evaluation sets belongs to.
+    A quarter of the sources, by the second byte of the name's SHA-1, are held out as "valid"; the
+    first byte splits the rest as it did before the valid split existed, so a fit or tune set only
+    loses sources and gains none."""
+    digest = hashlib.sha1(name.encode()).digest()
+    if digest[1] % 4 == 0:
+        return "valid"
+    return ("fit", "tune")[digest[0] % 2]
 
 
 def set_sources(items: Sequence[MediaItem]) -> frozenset[str]:
@@ -201,7 +211,7 @@ class MediaSetBuilder:
     # ---- sources ----------------------------------------------------------------------------
 
     def _usable(self, name: str) -> bool:
-        """Every source for an evaluation set; for fit / tune, only that split's own sources."""
+        """Every source for an evaluation set; for fit / tune / valid, only that split's own sources."""
         return self.split == "eval" or (name not in self.excluded and source_split(name) == self.split)
 
     def _cover(self, name: str) -> tuple[Path, str]:

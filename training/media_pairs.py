@@ -18,7 +18,7 @@ import numpy as np
 
 from evaluation.datasets import load_dataset
 from evaluation.embedding_cache import CachedTextEncoder
-from evaluation.splits import FIT, TUNE
+from evaluation.splits import FIT, TUNE, VALID
 from media.generated_set import MediaItem, MediaSet
 from resolution.features import pair_signals_batch
 from resolution.media_evidence import MediaEvidence, MediaReader, media_signals
@@ -26,7 +26,9 @@ from resolution.normalise import normalise
 from training.matcher import SignalExample
 
 MEDIA_SET = "media-set"
-PORTION_OF_SPLIT = {"fit": FIT, "tune": TUNE}
+# Training reads fit and tune sets; the promotion gate reads valid ones (held out from training).
+PORTION_OF_SPLIT = {"fit": FIT, "tune": TUNE, "valid": VALID}
+TRAINING_SPLITS = frozenset({"fit", "tune"})
 # Modalities kept in each copy of a pair: the matcher sees every combination it meets in a feed.
 DROPOUTS: tuple[tuple[str, frozenset[str]], ...] = (
     ("all", frozenset({"audio", "image"})),
@@ -60,16 +62,21 @@ def media_relation(a: MediaItem, b: MediaItem) -> str:
     return "version_of" if a.work_id == b.work_id else "none"
 
 
-def media_set_pairs(folder: Path, encoder: CachedTextEncoder, reader: MediaReader) -> MediaPairs:
+def media_set_pairs(
+    folder: Path,
+    encoder: CachedTextEncoder,
+    reader: MediaReader,
+    splits: frozenset[str] = TRAINING_SPLITS,
+    dataset: str = MEDIA_SET,
+) -> MediaPairs:
     """All pairs of the set in ``folder``, labelled by ``media_relation`` from its items' recording
-    and work, in the
-    portion its split names (fit or tune), four copies each (``DROPOUTS``)."""
+    and work, in the portion its split names (one of ``splits``), four copies each (``DROPOUTS``),
+    under the set name ``dataset``."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     split = manifest.get("split", "eval")
-    if split not in PORTION_OF_SPLIT:
-        raise ValueError(
-            f"{folder}: a {split!r} media set; the matcher trains only on sets generated with --split fit or tune"
-        )
+    if split not in splits:
+        wanted = " or ".join(sorted(splits))
+        raise ValueError(f"{folder}: a {split!r} media set; this reads only sets generated with --split {wanted}")
     portion = PORTION_OF_SPLIT[split]
     ds = load_dataset(folder)
     labelled = {i.content_id: i for i in MediaSet.load(folder).items}
@@ -91,7 +98,7 @@ def media_set_pairs(folder: Path, encoder: CachedTextEncoder, reader: MediaReade
             media = media_signals(_kept(evidence[a], kept), _kept(evidence[b], kept)) if kept else {}
             examples.append(
                 SignalExample(
-                    MEDIA_SET,
+                    dataset,
                     portion,
                     relation,
                     {**signals, **media},

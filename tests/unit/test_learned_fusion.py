@@ -4,6 +4,7 @@ model, the media set's labels and dropout copies, and the resolver handing media
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,15 @@ def test_the_dropout_copies_cover_every_combination_of_modalities() -> None:
     assert sorted(seen) == [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
 
 
-def test_fit_and_tune_sources_are_split_by_name() -> None:
-    names = [f"chorale-{n}" for n in range(200)]
-    splits = {source_split(n) for n in names}
-    assert splits == {"fit", "tune"}
-    assert all(source_split(n) == source_split(n) for n in names)
+def test_fit_tune_and_valid_sources_are_split_by_name() -> None:
+    names = [f"chorale-{n}" for n in range(400)]
+    splits = [source_split(n) for n in names]
+    assert set(splits) == {"fit", "tune", "valid"}
+    # About a quarter held out for the gate; the rest split by the first hash byte as before.
+    assert 0.15 < splits.count("valid") / len(names) < 0.35
+    for name, split in zip(names, splits, strict=True):
+        if split != "valid":
+            assert split == ("fit", "tune")[hashlib.sha1(name.encode()).digest()[0] % 2]
 
 
 def test_training_live_takes_alternate_between_the_studio_cover_and_their_own(
@@ -182,3 +187,35 @@ def test_the_resolver_hands_each_pair_its_media_and_applies_the_rule_only_when_a
     plain = _RecordingScorer()
     asyncio.run(_resolver(plain, _Reader({}), False).resolve(list(items)))
     assert plain.pairs[0].media is None
+
+
+def test_the_auto_fusion_rule_follows_whether_the_scoring_matcher_reads_media() -> None:
+    """ "auto" (the default) applies the hand rule only while the matcher that scores has no media
+    feature; asked each time, so a promotion to a media-trained version turns it off."""
+    from content_resolver.composition import media_fusion_rule, scoring_features
+    from settings import Settings
+
+    text_names = MODEL_FEATURES[: -len(MEDIA_SIGNALS)]
+    text_only = MatcherModel(MatcherNet(len(text_names), 8).eval(), text_names, Thresholds(0.6, 0.4))
+
+    class _Swapped(LocalPairScorer):
+        """A scorer whose model changes under it, as a Triton scorer's does on promotion."""
+
+        served = text_only
+
+        @property
+        def model(self) -> MatcherModel:
+            return self.served
+
+    scorer = _Swapped(text_only)
+    settings = Settings.from_env({})
+    assert settings.worker.media_fusion_rule == "auto"
+    rule = media_fusion_rule(settings, scorer)
+    assert rule() is True and scoring_features(scorer) == text_names
+    scorer.served = _model()
+    assert rule() is False and scoring_features(scorer) == MODEL_FEATURES
+    for word, expected in (("on", True), ("1", True), ("off", False), ("0", False)):
+        fixed = media_fusion_rule(Settings.from_env({"RESOLVER_WORKER_MEDIA_FUSION_RULE": word}), scorer)
+        assert fixed() is expected, word
+    with pytest.raises(ValueError, match="expected auto, on or off"):
+        media_fusion_rule(Settings.from_env({"RESOLVER_WORKER_MEDIA_FUSION_RULE": "sometimes"}), scorer)
