@@ -23,7 +23,7 @@ from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.streaming import OfflineResolver
 from inference.cross_encoder import CrossEncoderModel, CrossEncoderVersion, LocalCrossEncoder, is_cross_encoder_dir
 from inference.encoder_paths import encoder_path, load_encoder
-from inference.matcher_model import MatcherModel
+from inference.matcher_model import LocalPairScorer, MatcherModel
 from inference.model_repository import ModelRepository
 from inference.onnx_export import ensure_onnx_models
 from inference.text_encoder import TEXT_DIM
@@ -36,7 +36,7 @@ from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
 from resolution.matcher import BandRefinedScorer, PairRefiner, PairScorer, RuleScorer, UncertainBand
-from resolution.media_evidence import MediaMemory, MediaReader
+from resolution.media_evidence import MediaMemory, MediaReader, fusion_rule_applies
 from resolution.media_index import InMemoryMediaIndex, MediaIndex
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
@@ -259,6 +259,22 @@ def build_media_index(
     )
 
 
+def scoring_features(scorer: PairScorer) -> tuple[str, ...]:
+    """The features of the matcher that scores now (a promotion can change it); none for rules."""
+    fast = scorer.fast if isinstance(scorer, BandRefinedScorer) else scorer
+    if isinstance(fast, LocalPairScorer | TritonPairScorer):
+        return fast.model.feature_names
+    return ()
+
+
+def media_fusion_rule(settings: Settings, scorer: PairScorer) -> Callable[[], bool]:
+    """``RESOLVER_WORKER_MEDIA_FUSION_RULE`` as the resolver asks it, once per chunk (a bad word
+    fails here, when the worker is built)."""
+    word = settings.worker.media_fusion_rule
+    fusion_rule_applies(word, ())
+    return lambda: fusion_rule_applies(word, scoring_features(scorer))
+
+
 def build_batch_resolver(
     settings: Settings,
     encoder: TextEncoder,
@@ -288,7 +304,7 @@ def build_batch_resolver(
         media=media,
         media_memory=MediaMemory(w.media_memory_items),
         media_candidates=w.media_candidates,
-        media_rule=w.media_fusion_rule,
+        media_rule=media_fusion_rule(settings, scorer),
         media_index=media_index if media is not None else None,
     )
 
@@ -369,7 +385,7 @@ def build_offline_resolver(
         "corrections": f"conflict<={limits.conflict_threshold} max_entities={limits.max_entities} "
         f"max_members={limits.max_members}",
         "media": "+".join(sorted(modalities)) if media is not None else "off",
-        "media_rule": w.media_fusion_rule,
+        "media_rule": f"{w.media_fusion_rule}: {'on' if media_fusion_rule(settings, scorer)() else 'off'}",
         "media_index": media_index if media is not None else "off",
     }
     return OfflineResolver(encoder, scorer, thresholds, w.batch_size, w.candidates_k, fresh, description)

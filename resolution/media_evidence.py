@@ -12,7 +12,7 @@ score pairs without depending on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -182,6 +182,26 @@ SAME_WORK_AT_MOST = 0.9
 # 0.77 against any other picture; two different covers reach 0.86, and a 12% crop of one cover
 # falls to 0.73 (dHash is weak on crops), so the rule is for frames against covers (docs/media.md).
 SAME_PICTURE_SCORE = 0.88
+
+
+FUSION_RULE_WORDS: dict[str, bool | None] = {
+    "auto": None,
+    **dict.fromkeys(("on", "1", "true", "yes"), True),
+    **dict.fromkeys(("off", "0", "false", "no"), False),
+}
+
+
+def fusion_rule_applies(setting: str, feature_names: Collection[str]) -> bool:
+    """Whether ``with_media_evidence`` follows a matcher with these features: "on" / "off" as
+    said; "auto" only for a matcher that reads no media feature (one trained with them fuses
+    better alone: the rule's hard thresholds overrule it where it is right, docs/media.md)."""
+    word = setting.strip().casefold()
+    if word not in FUSION_RULE_WORDS:
+        raise ValueError(f"RESOLVER_WORKER_MEDIA_FUSION_RULE={setting!r}: expected auto, on or off")
+    fixed = FUSION_RULE_WORDS[word]
+    if fixed is not None:
+        return fixed
+    return not any(name in MEDIA_SIGNALS for name in feature_names)
 
 
 def with_media_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -99,7 +100,7 @@ class BatchResolver:
         media: MediaReader | None = None,
         media_memory: MediaMemory | None = None,
         media_candidates: int = 3,
-        media_rule: bool = True,
+        media_rule: bool | Callable[[], bool] = True,
         media_index: MediaIndex | None = None,
     ) -> None:
         self._encoder = encoder
@@ -117,12 +118,17 @@ class BatchResolver:
         self._pipeline_chunk = pipeline_chunk
         # Audio and image evidence: read per batch, remembered for later items, given to the
         # scorer with each pair (a learned matcher reads the similarities as features) and, with
-        # ``media_rule``, fused after it by the hand rule (``with_media_evidence``); without a
+        # ``media_rule`` (asked per batch: a promotion can change what the scorer reads), fused
+        # after it by the hand rule (``with_media_evidence``); without a
         # reader every item is resolved on text alone, exactly as before.
         self._media = media
         self._media_memory = media_memory if media_memory is not None else MediaMemory()
         self._media_candidates = media_candidates
-        self._media_rule = media_rule
+        if callable(media_rule):
+            self._media_rule = media_rule
+        else:
+            fixed = media_rule
+            self._media_rule = lambda: fixed
         # Every partition's and worker's media (docs/media.md): searched per chunk beside the text
         # index, written per batch; the memory above covers this resolver's writes not yet visible.
         self._media_index = media_index
@@ -278,6 +284,8 @@ class BatchResolver:
             PairInput(norms[i], _meta_item(c), c.similarity, m) for (i, c), m in zip(flat, pair_media, strict=True)
         ]
         scores = await self._scorer.score(pairs) if pairs else []
+        # Asked after scoring: the version that just scored is the one the rule must suit.
+        media_rule = self._media_rule()
 
         clock.start("decide")
         cursor = 0
@@ -295,7 +303,7 @@ class BatchResolver:
                 media = pair_media[cursor - 1]
                 if media is not None:
                     signals = {**signals, **media}
-                    if self._media_rule:
+                    if media_rule:
                         probabilities = with_media_evidence(probabilities, signals)
                 relation = Relation(max(("same", "version_of", "video_of"), key=lambda r: probabilities[r]))
                 scored.append(ScoredCandidate(current, relation, probabilities[relation.value], probabilities, signals))

@@ -120,9 +120,11 @@ class WorkerSettings:
     media_concurrency: int = 2  # files read at once
     media_memory_items: int = 20_000  # items whose evidence is kept for comparisons, per worker
     media_candidates: int = 3  # items found by sound (or picture) per item, whatever their titles
-    # The hand rule after the scorer (resolution/media_evidence.py: with_media_evidence); the
-    # learned matcher reads the media similarities as features either way (docs/media.md).
-    media_fusion_rule: bool = True
+    # The hand rule after the scorer (resolution/media_evidence.py: with_media_evidence): "auto"
+    # applies it only while the serving matcher reads no media feature (a matcher trained with
+    # them fuses better alone; the rule's hard thresholds overrule it where it is right:
+    # docs/media.md); "on" or "off" whatever serves.
+    media_fusion_rule: str = "auto"
     # Where every partition's and worker's media evidence is searched (resolution/media_index.py):
     # "milvus" (collections <milvus_collection>_audio / _image, kept across restarts), "memory"
     # (in the process: one worker's partitions, lost on restart) or "off" (the memory above only).
@@ -203,8 +205,10 @@ class LifecycleSettings:
 
     # A candidate serves only when its held-out overall F1 beats the serving one by this much...
     promotion_margin: float = 0.002
-    # ...and no set / decision type loses more F1 than this.
+    # ...and no set / decision type loses more F1 than this, with the pairs decided differently
+    # there against the candidate beyond chance (one-sided sign test p at most this).
     promotion_tolerance: float = 0.01
+    promotion_significance: float = 0.05
     # Drift: distributions of each window of decisions against the training reference.
     drift_window_s: float = 60.0
     drift_min_events: int = 200
