@@ -367,13 +367,38 @@ def cmd_train_cross_encoder(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
+def _trained_on(candidate: Path) -> dict[str, Any]:
+    from inference.matcher_model import MatcherModel
+
+    return (MatcherModel.load(candidate).metadata.get("provenance") or {}).get("data") or {}
+
+
 def _gate_datasets(args: argparse.Namespace, candidate: Path) -> list[Path]:
     if args.dataset:
         return [Path(d) for d in args.dataset]
-    from inference.matcher_model import MatcherModel
+    from training.matcher import MEDIA_PROVENANCE
 
-    data = (MatcherModel.load(candidate).metadata.get("provenance") or {}).get("data") or {}
-    return [Path(v["path"]) for v in data.values() if isinstance(v, dict) and v.get("path")]
+    # A media set trained on is judged by a held-out (valid) media set instead (_gate_media_sets).
+    data = _trained_on(candidate)
+    return [
+        Path(v["path"])
+        for k, v in data.items()
+        if isinstance(v, dict) and v.get("path") and not k.startswith(MEDIA_PROVENANCE)
+    ]
+
+
+def _gate_media_sets(args: argparse.Namespace, candidate: Path) -> list[Path]:
+    """``--media-set``, or, for a candidate trained on media sets, the held-out valid set
+    (``media.generated_set.VALID_SEED``), built where missing."""
+    from training.matcher import MEDIA_PROVENANCE
+
+    if args.media_set:
+        return [Path(d) for d in args.media_set]
+    if not any(k.startswith(MEDIA_PROVENANCE) for k in _trained_on(candidate)):
+        return []
+    from media.generated_set import VALID_SEED, VALID_SIZE, generate
+
+    return [generate(VALID_SEED, VALID_SIZE, split="valid").folder]
 
 
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
@@ -394,11 +419,24 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     if served.serving is not None and repository.serving_dir() is not None:
         dirs = _gate_datasets(args, repository.version_dir(candidate))
         feedback = _replayed_feedback(settings) if args.feedback else None
-        examples, used = held_out_examples(dirs, REPO_ROOT / ".cache", feedback)
+        media_sets = _gate_media_sets(args, repository.version_dir(candidate))
+        media_reader = None
+        if media_sets:
+            from content_resolver.composition import build_media_reader
+
+            media_reader = build_media_reader(settings, cache_items=100_000)
+        examples, used = held_out_examples(
+            dirs, REPO_ROOT / ".cache", feedback, media_sets=media_sets, media_reader=media_reader
+        )
         print(f"[promote] held-out pairs: {json.dumps(used)}")
-        gate = GateSettings(settings.lifecycle.promotion_margin, settings.lifecycle.promotion_tolerance)
+        lifecycle = settings.lifecycle
+        gate = GateSettings(lifecycle.promotion_margin, lifecycle.promotion_tolerance, lifecycle.promotion_significance)
         verdict = compare_versions(
-            repository.version_dir(served.serving), repository.version_dir(candidate), examples, gate
+            repository.version_dir(served.serving),
+            repository.version_dir(candidate),
+            examples,
+            gate,
+            settings.worker.media_fusion_rule,
         )
         print("\n".join(verdict.lines()))
         if args.json:
@@ -884,6 +922,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("version", nargs="?", type=int, help="default: the newest trained version")
     s.add_argument("--dataset", action="append", help="held-out sets (default: those the candidate trained on)")
     s.add_argument("--feedback", action="store_true", help="also judge on held-out curator verdicts")
+    s.add_argument(
+        "--media-set",
+        action="append",
+        help="held-out media sets (resolver media generate --split valid; default for a candidate trained on "
+        "media sets: .cache/media/set-valid-small-15, built where missing)",
+    )
     s.add_argument("--json", help="write the comparison to this file")
     s.set_defaults(fn=cmd_promote)
 

@@ -47,6 +47,8 @@ _NEAR_BEST_F1 = 0.002
 # is duplicate-free, so the model would learn "same source, never the same recording", which a
 # real feed re-delivering a track contradicts.
 # The media similarities are inputs too (0 with ``*_compared`` 0 where a pair has no media).
+# The provenance key of a media set trained on is this prefix and the set's folder name.
+MEDIA_PROVENANCE = "media:"
 MODEL_FEATURES = (*(name for name in FEATURE_NAMES if name != "same_source"), *MEDIA_FEATURE_NAMES)
 _BALANCE_POWER = 0.5  # 0: every pair counts the same; 1: every dataset counts the same; 0.75 tried: worse
 
@@ -527,7 +529,7 @@ def train_command(
         for folder in media_sets:
             found = media_set_pairs(Path(folder), encoder, media_reader)
             media.extend(found.examples)
-            media_data[f"media:{Path(folder).name}"] = found.provenance
+            media_data[f"{MEDIA_PROVENANCE}{Path(folder).name}"] = found.provenance
     model = train_matcher(datasets, encoder, config, progress, labels.examples, media)
     model.metadata["command"] = "resolver train " + " ".join(
         [*(f"--dataset {Path(d).name}" for d in dataset_dirs), *(f"--media-set {Path(d).name}" for d in media_sets)]

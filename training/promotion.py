@@ -9,12 +9,20 @@ that decision is computed. The overall score is the mean over sets of each set's
 decision types, so a small set counts as much as a large one.
 
 A candidate is promoted when its overall score beats the serving one by at least ``margin`` and
-no (set, decision type) cell loses more than ``tolerance``; otherwise the gate refuses, with the
-table that says why.
+no (set, decision type) cell loses: a cell loses when its F1 falls by more than ``tolerance`` and
+the pairs the two versions decide differently there say so beyond chance (an exact one-sided
+sign test, p <= ``significance``). On a set of 27 positives one pair is worth 0.035 of F1, so the
+tolerance alone refused a version for one pair decided otherwise (docs/media.md, "The learned
+fusion"). Otherwise the gate refuses, with the table that says why.
+
+Each version is judged as it would serve: a version without media features with the hand fusion
+rule after it where ``RESOLVER_WORKER_MEDIA_FUSION_RULE`` would apply it (``fusion_rule_applies``),
+so a held-out media set compares the learned fusion with what serves today.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from resolution.matcher import RELATIONS
+from resolution.media_evidence import fusion_rule_applies, with_media_evidence
 from resolution.policy import DecisionPolicy
 
 
@@ -34,25 +43,49 @@ class Labelled(Protocol):
     def relation(self) -> str: ...
 
 
+class SignalLabelled(Labelled, Protocol):
+    @property
+    def signals(self) -> dict[str, float]: ...
+
+
 @dataclass(frozen=True)
 class GateSettings:
     margin: float = 0.002
     tolerance: float = 0.01
+    significance: float = 0.05
+
+
+Cell = tuple[str, str]  # (set, decision type)
+
+
+def decisions(probabilities: np.ndarray, policy: DecisionPolicy) -> list[str]:
+    """The pair-level decision of each row."""
+    return [policy.classify(dict(zip(RELATIONS, map(float, row), strict=True))) for row in probabilities]
+
+
+def judged_cells(examples: Sequence[Labelled]) -> dict[str, list[str]]:
+    """Per set, the decision types its labels judge: a set labelled only same/none judges "same"
+    alone ("none" adds nothing it does not)."""
+    out = {}
+    for name in sorted({e.dataset for e in examples}):
+        present = sorted({e.relation for e in examples if e.dataset == name})
+        out[name] = [r for r in present if r != "none"] or present
+    return out
 
 
 def relation_scores(
     examples: Sequence[Labelled], probabilities: np.ndarray, policy: DecisionPolicy
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per set, per decision type present in its labels: precision, recall, F1 and support."""
-    predicted = [policy.classify(dict(zip(RELATIONS, map(float, row), strict=True))) for row in probabilities]
+    return decided_scores(examples, decisions(probabilities, policy))
+
+
+def decided_scores(examples: Sequence[Labelled], predicted: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for name in sorted({e.dataset for e in examples}):
+    for name, relations in judged_cells(examples).items():
         idx = [n for n, e in enumerate(examples) if e.dataset == name]
         truth = [examples[n].relation for n in idx]
         guess = [predicted[n] for n in idx]
-        present = sorted(set(truth))
-        # A set labelled only same/none judges "same" alone; "none" adds nothing it does not.
-        relations = [r for r in present if r != "none"] or present
         cells: dict[str, dict[str, float]] = {}
         for relation in relations:
             tp = sum(1 for t, g in zip(truth, guess, strict=True) if t == relation and g == relation)
@@ -64,6 +97,35 @@ def relation_scores(
             cells[relation] = {"precision": precision, "recall": recall, "f1": f1, "support": float(tp + fn)}
         out[name] = cells
     return out
+
+
+def discordant(
+    examples: Sequence[Labelled], candidate: Sequence[str], serving: Sequence[str]
+) -> dict[Cell, tuple[int, int]]:
+    """Per cell, the pairs only the candidate gets right there and those only the serving version
+    does ("right" for a decision type: saying it exactly when the label is it)."""
+    out: dict[Cell, tuple[int, int]] = {}
+    for name, relations in judged_cells(examples).items():
+        idx = [n for n, e in enumerate(examples) if e.dataset == name]
+        for relation in relations:
+            wins = losses = 0
+            for n in idx:
+                truth = examples[n].relation == relation
+                new_right = (candidate[n] == relation) == truth
+                old_right = (serving[n] == relation) == truth
+                wins += new_right and not old_right
+                losses += old_right and not new_right
+            out[(name, relation)] = (wins, losses)
+    return out
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """One-sided exact sign test: the chance of at least ``losses`` of the ``wins + losses``
+    differently decided pairs going against the candidate were both versions equally good."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(losses, n + 1)) / 2**n
 
 
 def overall(scores: dict[str, dict[str, dict[str, float]]]) -> float:
@@ -80,21 +142,27 @@ class GateVerdict:
     serving_overall: float
     margin: float
     tolerance: float
+    significance: float = 0.05
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per (set, decision type)
     reasons: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        head = f"{'set':28s} {'decision':10s} {'support':>7s} {'serving F1':>10s} {'candidate F1':>12s} {'delta':>7s}"
+        head = (
+            f"{'set':28s} {'decision':10s} {'support':>7s} {'serving F1':>10s} {'candidate F1':>12s} {'delta':>7s}"
+            f" {'won':>5s} {'lost':>5s} {'sign p':>7s}"
+        )
         out = [head, "-" * len(head)]
         for r in self.rows:
             flag = "  LOSES" if r["loses"] else ""
+            p = "" if r.get("p") is None else f"{r['p']:.3g}"
             out.append(
                 f"{r['set']:28s} {r['relation']:10s} {int(r['support']):7d} {r['serving_f1']:10.4f} "
-                f"{r['candidate_f1']:12.4f} {r['delta']:+7.4f}{flag}"
+                f"{r['candidate_f1']:12.4f} {r['delta']:+7.4f} {r.get('won', 0):5d} {r.get('lost', 0):5d} {p:>7s}{flag}"
             )
         out.append(
             f"{'overall (mean of sets)':39s} {'':7s} {self.serving_overall:10.4f} {self.candidate_overall:12.4f} "
-            f"{self.candidate_overall - self.serving_overall:+7.4f}  (margin {self.margin}, tolerance {self.tolerance})"
+            f"{self.candidate_overall - self.serving_overall:+7.4f}  (margin {self.margin}, "
+            f"tolerance {self.tolerance}, significance {self.significance})"
         )
         verdict = "PROMOTE" if self.promote else "REFUSE"
         out.append(
@@ -111,6 +179,7 @@ class GateVerdict:
             "serving_overall": self.serving_overall,
             "margin": self.margin,
             "tolerance": self.tolerance,
+            "significance": self.significance,
             "rows": self.rows,
             "reasons": self.reasons,
         }
@@ -122,7 +191,10 @@ def judge(
     gate: GateSettings,
     candidate_name: str = "candidate",
     serving_name: str = "serving",
+    differences: dict[Cell, tuple[int, int]] | None = None,
 ) -> GateVerdict:
+    """``differences`` (``discordant``): per cell, the pairs each version alone gets right; a
+    cell then loses only if the sign test says so too. Without them, the tolerance alone."""
     rows: list[dict[str, Any]] = []
     reasons: list[str] = []
     for name in sorted(set(candidate) | set(serving)):
@@ -130,9 +202,14 @@ def judge(
             new = candidate.get(name, {}).get(relation, {"f1": 0.0, "support": 0.0})
             old = serving.get(name, {}).get(relation, {"f1": 0.0, "support": 0.0})
             delta = new["f1"] - old["f1"]
-            loses = delta < -gate.tolerance
+            wins, losses = (differences or {}).get((name, relation), (0, 0))
+            p = sign_test(wins, losses) if differences is not None else 0.0
+            loses = delta < -gate.tolerance and p <= gate.significance
             if loses:
-                reasons.append(f"{name}/{relation} loses {-delta:.4f} F1 (tolerance {gate.tolerance})")
+                why = f"tolerance {gate.tolerance}" + (
+                    f"; {losses} pairs lost, {wins} won, sign test p={p:.3g}" if differences is not None else ""
+                )
+                reasons.append(f"{name}/{relation} loses {-delta:.4f} F1 ({why})")
             rows.append(
                 {
                     "set": name,
@@ -141,6 +218,9 @@ def judge(
                     "serving_f1": old["f1"],
                     "candidate_f1": new["f1"],
                     "delta": delta,
+                    "won": wins,
+                    "lost": losses,
+                    "p": p if differences is not None else None,
                     "loses": loses,
                 }
             )
@@ -155,17 +235,25 @@ def judge(
         serving_overall=old_overall,
         margin=gate.margin,
         tolerance=gate.tolerance,
+        significance=gate.significance,
         rows=rows,
         reasons=reasons,
     )
 
 
 def held_out_examples(
-    dataset_dirs: list[Path], cache_dir: Path, feedback: Any = None, sample_seed: int = 13, sample_songs: int = 300
+    dataset_dirs: list[Path],
+    cache_dir: Path,
+    feedback: Any = None,
+    sample_seed: int = 13,
+    sample_songs: int = 300,
+    media_sets: Sequence[Path] = (),
+    media_reader: Any = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """The "valid" portion of every given set, of the generated catalogue (training's seed) and
-    of the curator verdicts (``feedback``: a ``streams.feedback.ReplayedFeedback``), and what
-    was used (set fingerprints, pair counts)."""
+    of the curator verdicts (``feedback``: a ``streams.feedback.ReplayedFeedback``); every pair
+    of each held-out media set (``media_sets``, generated with ``--split valid``, read by
+    ``media_reader``) with its media; and what was used (set fingerprints, pair counts)."""
     from evaluation.datasets import load_dataset
     from evaluation.embedding_cache import minilm_cache
     from evaluation.golden_sets import file_hashes, fingerprint_of
@@ -190,19 +278,51 @@ def held_out_examples(
         valid_fb = [e for e in labels.examples if e.portion == VALID]
         examples.extend(valid_fb)
         used["curator-feedback"] = {"pairs": len(valid_fb), "sha256": labels.stats.get("sha256")}
+    if media_sets:
+        from training.media_pairs import media_set_pairs
+
+        if media_reader is None:
+            raise ValueError("held-out media sets need a media reader (the media step is off)")
+        for folder in media_sets:
+            name = f"media:{Path(folder).name}"
+            found = media_set_pairs(Path(folder), encoder, media_reader, frozenset({"valid"}), name)
+            examples.extend(found.examples)
+            used[name] = {"pairs": len(found.examples), "sha256": found.provenance["items_sha256"]}
     return examples, used
 
 
-def compare_versions(serving_dir: Path, candidate_dir: Path, examples: list[Any], gate: GateSettings) -> GateVerdict:
-    """Both versions decide every held-out pair with their own thresholds; the gate judges."""
+def as_served(
+    examples: Sequence[SignalLabelled], probabilities: np.ndarray, feature_names: Sequence[str], fusion_rule: str
+) -> np.ndarray:
+    """The probabilities the worker would act on: with the hand fusion rule after a version the
+    setting ``fusion_rule`` applies it to, on the pairs that carry media similarities."""
+    if not fusion_rule_applies(fusion_rule, feature_names):
+        return probabilities
+    out = probabilities.copy()
+    for n, e in enumerate(examples):
+        if e.signals.get("audio_compared") or e.signals.get("image_compared"):
+            fused = with_media_evidence(dict(zip(RELATIONS, map(float, out[n]), strict=True)), e.signals)
+            out[n] = [fused[r] for r in RELATIONS]
+    return out
+
+
+def compare_versions(
+    serving_dir: Path, candidate_dir: Path, examples: list[Any], gate: GateSettings, fusion_rule: str = "auto"
+) -> GateVerdict:
+    """Both versions decide every held-out pair with their own thresholds, each as it would serve
+    (``as_served``); the gate judges, the pairs decided differently in hand."""
     from inference.matcher_model import MatcherModel
     from training.matcher import examples_matrix
 
     scores = []
     names = []
+    predicted = []
     for folder in (candidate_dir, serving_dir):
         model = MatcherModel.load(folder)
         probabilities = model.predict(examples_matrix(examples, model.feature_names))
-        scores.append(relation_scores(examples, probabilities, DecisionPolicy(model.thresholds)))
+        probabilities = as_served(examples, probabilities, model.feature_names, fusion_rule)
+        predicted.append(decisions(probabilities, DecisionPolicy(model.thresholds)))
+        scores.append(decided_scores(examples, predicted[-1]))
         names.append(f"{folder.name} ({model.version})")
-    return judge(scores[0], scores[1], gate, names[0], names[1])
+    differences = discordant(examples, predicted[0], predicted[1])
+    return judge(scores[0], scores[1], gate, names[0], names[1], differences)

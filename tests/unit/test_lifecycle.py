@@ -263,3 +263,49 @@ def test_drift_gauges_on_metrics() -> None:
     assert 'resolver_drift_alarm{signal="top_score"} 1.0' in text
     assert 'resolver_drift_alarm{signal="top_cosine"} 0.0' in text
     assert "resolver_drift_psi_threshold 0.25" in text
+
+
+def test_a_cell_loses_only_when_the_pairs_decided_otherwise_say_so_beyond_chance() -> None:
+    from training.promotion import decided_scores, discordant, sign_test
+
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(0, 1) == 0.5 and sign_test(0, 4) == 1 / 16 and sign_test(0, 5) == 1 / 32
+    assert sign_test(5, 0) == 1.0
+    # A small set: 5 positives; the candidate misses one more than the serving version.
+    examples = _examples([("small", "same")] * 5 + [("small", "none")] * 5)
+    serving = ["same"] * 5 + ["none"] * 5
+    one_pair = ["none"] + ["same"] * 4 + ["none"] * 5
+    gate = GateSettings(margin=-1.0, tolerance=0.01, significance=0.05)
+    differences = discordant(examples, one_pair, serving)  # type: ignore[arg-type]
+    assert differences == {("small", "same"): (0, 1)}
+    old, new = decided_scores(examples, serving), decided_scores(examples, one_pair)  # type: ignore[arg-type]
+    assert new["small"]["same"]["f1"] < old["small"]["same"]["f1"] - 0.1
+    # Beyond the tolerance, but one pair is chance (p 0.5): no loss with the pairs in hand ...
+    verdict = judge(new, old, gate, differences=differences)
+    assert verdict.promote and verdict.rows[0]["lost"] == 1 and verdict.rows[0]["p"] == 0.5
+    # ... a loss with the tolerance alone, as before.
+    assert not judge(new, old, gate).promote
+    # Five pairs lost, none won (p 1/32): the cell loses.
+    examples = _examples([("big", "same")] * 20 + [("big", "none")] * 20)
+    serving = ["same"] * 20 + ["none"] * 20
+    five = ["none"] * 5 + ["same"] * 15 + ["none"] * 20
+    differences = discordant(examples, five, serving)  # type: ignore[arg-type]
+    refused = judge(decided_scores(examples, five), decided_scores(examples, serving), gate, differences=differences)  # type: ignore[arg-type]
+    assert not refused.promote
+    assert refused.reasons == ["big/same loses 0.1429 F1 (tolerance 0.01; 5 pairs lost, 0 won, sign test p=0.0312)"]
+
+
+def test_each_version_is_judged_as_it_would_serve_with_or_without_the_fusion_rule() -> None:
+    from training.matcher import MODEL_FEATURES, SignalExample
+    from training.promotion import as_served
+
+    other_audio = {"audio_compared": 1.0, "audio_fingerprint": 0.05, "audio_chroma": 0.1, "image_compared": 0.0}
+    examples = [SignalExample("m", "valid", "none", other_audio), SignalExample("m", "valid", "none", {})]
+    says_same = np.array([[0.9, 0.04, 0.03, 0.03]] * 2)
+    text_only = [n for n in MODEL_FEATURES if not n.startswith(("audio_", "image_"))]
+    ruled = as_served(examples, says_same, text_only, "auto")
+    assert ruled[0, 0] < 0.05 and ruled[0, 3] > 0.9  # other audio: the rule says none
+    assert ruled[1].tolist() == says_same[1].tolist()  # no media: nothing changes
+    assert as_served(examples, says_same, MODEL_FEATURES, "auto").tolist() == says_same.tolist()
+    assert as_served(examples, says_same, MODEL_FEATURES, "on")[0, 0] < 0.05
+    assert as_served(examples, says_same, text_only, "off").tolist() == says_same.tolist()
