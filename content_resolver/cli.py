@@ -316,11 +316,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         repository = ModelRepository(settings.stack.triton_model_repository, args.model)
         out = repository.new_version_dir()
     media_reader = None
+    base_dir = None
     if args.media_set:
         from content_resolver.composition import build_media_reader
 
         # Every file is read once, within the worker's bounds.
         media_reader = build_media_reader(settings, cache_items=100_000)
+        serving = ModelRepository(settings.stack.triton_model_repository, args.model)
+        base_dir = Path(args.base) if args.base else serving.serving_dir()
     model = train_command(
         [Path(d) for d in args.dataset],
         out,
@@ -329,6 +332,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         feedback,
         media_sets=[Path(d) for d in args.media_set],
         media_reader=media_reader,
+        base_dir=base_dir,
     )
     if out.name.isdigit() and (repository.folder / "config.pbtxt").exists():
         repository.install_backend(out)  # a version Triton can load
@@ -337,6 +341,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     valid = model.metadata.get("valid") or {}
     if valid:
         print(f"[train] held-out (valid) pair F1, mean of sets: {valid['overall_f1']:.4f}")
+    tune_media = model.metadata.get("tune_media") or {}
+    for label, cells in tune_media.items():
+        print(f"[train] tune media pairs, {label}: " + ", ".join(f"{r} F1 {f:.4f}" for r, f in cells.items()))
     if feedback is not None:
         stats = model.metadata["provenance"]["data"]["curator-feedback"]
         print(f"[train] curator feedback: {json.dumps({k: v for k, v in stats.items() if k != 'topics'})}")
@@ -908,8 +915,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--media-set",
         action="append",
         default=[],
-        help="a generated media set (resolver media generate --split fit|tune): every pair, with its audio and "
-        "image similarities, in the portion its split names; repeat for several",
+        help="a generated media set (resolver media generate --split fit|tune): trains a media head over the "
+        "text matcher --base on every pair, with its audio and image similarities, in the portion its split "
+        "names; repeat for several",
+    )
+    s.add_argument(
+        "--base",
+        help="with --media-set: the text matcher's version folder the head is trained over (default: the "
+        "serving version)",
     )
     s.add_argument("--seed", type=int, default=13)
     s.add_argument("--epochs", type=int)

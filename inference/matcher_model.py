@@ -60,9 +60,45 @@ class MatcherNet(nn.Module):
         return torch.softmax(self.logits(features), dim=-1)
 
 
+class FusedMatcherNet(nn.Module):
+    """The learned media fusion: a text matcher, frozen, plus a media head whose logits are added
+    only where the pair compared audio or an image on both sides. Without media the output is the
+    text matcher's own, bit for bit, so a feed without media (every golden set) is decided exactly
+    as before; the head sees the text features too, so it learns what the sound or the picture
+    changes about what the text says (docs/media.md, "The learned fusion")."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, base: MatcherNet, feature_names: tuple[str, ...], hidden: int = 32) -> None:
+        super().__init__()
+        missing = [n for n in ("audio_compared", "image_compared") if n not in feature_names]
+        if missing or len(feature_names) <= base.n_features:
+            raise ValueError(f"a media head needs the base's features and the media ones (missing {missing})")
+        self.base = base
+        self.n_features = len(feature_names)
+        self.hidden = hidden
+        self._compared = [feature_names.index("audio_compared"), feature_names.index("image_compared")]
+        out = nn.Linear(hidden, len(RELATIONS))
+        # The head starts at zero: the fused model starts as the text matcher.
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.head = nn.Sequential(nn.Linear(self.n_features, hidden), nn.GELU(), out)
+        self.register_buffer("mean", torch.zeros(self.n_features))
+        self.register_buffer("scale", torch.ones(self.n_features))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        text = self.base.logits(features[:, : self.base.n_features])
+        compared = features[:, self._compared].amax(dim=1, keepdim=True).clamp(0.0, 1.0)
+        return text + compared * self.head((features - self.mean) / self.scale)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(features), dim=-1)
+
+
 @dataclass
 class MatcherModel:
-    net: MatcherNet
+    net: MatcherNet | FusedMatcherNet
     feature_names: tuple[str, ...]
     thresholds: Thresholds
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +131,11 @@ class MatcherModel:
             "relations": list(RELATIONS),
             "feature_names": list(self.feature_names),
             "hidden": self.net.hidden,
+            **(
+                {"fusion": {"base_features": self.net.base.n_features, "base_hidden": self.net.base.hidden}}
+                if isinstance(self.net, FusedMatcherNet)
+                else {}
+            ),
             "thresholds": {"merge": self.thresholds.merge, "link": self.thresholds.link},
             "metadata": self.metadata,
         }
@@ -107,7 +148,12 @@ class MatcherModel:
         if tuple(meta["relations"]) != RELATIONS:
             raise ValueError(f"{folder}: model relations {meta['relations']} differ from {list(RELATIONS)}")
         names = tuple(meta["feature_names"])
-        net = MatcherNet(len(names), int(meta["hidden"]))
+        net: MatcherNet | FusedMatcherNet
+        if "fusion" in meta:
+            base = MatcherNet(int(meta["fusion"]["base_features"]), int(meta["fusion"]["base_hidden"]))
+            net = FusedMatcherNet(base, names, int(meta["hidden"]))
+        else:
+            net = MatcherNet(len(names), int(meta["hidden"]))
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True))
         net.eval()
         thresholds = Thresholds(merge=float(meta["thresholds"]["merge"]), link=float(meta["thresholds"]["link"]))

@@ -46,10 +46,12 @@ _NEAR_BEST_F1 = 0.002
 # "same_source" stays a signal in decisions but not a model input: in the golden sets each source
 # is duplicate-free, so the model would learn "same source, never the same recording", which a
 # real feed re-delivering a track contradicts.
-# The media similarities are inputs too (0 with ``*_compared`` 0 where a pair has no media).
+# The media similarities come last (0 with ``*_compared`` 0 where a pair has no media): a text
+# matcher reads ``TEXT_FEATURES``, and a media head over it all of them (training/media_fusion.py).
+MODEL_FEATURES = (*(name for name in FEATURE_NAMES if name != "same_source"), *MEDIA_FEATURE_NAMES)
+TEXT_FEATURES = tuple(name for name in MODEL_FEATURES if name not in MEDIA_FEATURE_NAMES)
 # The provenance key of a media set trained on is this prefix and the set's folder name.
 MEDIA_PROVENANCE = "media:"
-MODEL_FEATURES = (*(name for name in FEATURE_NAMES if name != "same_source"), *MEDIA_FEATURE_NAMES)
 _BALANCE_POWER = 0.5  # 0: every pair counts the same; 1: every dataset counts the same; 0.75 tried: worse
 
 
@@ -372,15 +374,14 @@ def train_matcher(
     config: TrainConfig,
     progress: bool = True,
     extra: Sequence[SignalExample] = (),
-    media: Sequence[SignalExample] = (),
 ) -> MatcherModel:
-    """``extra``: labelled pairs beyond the sets' own (curator feedback), split by their portion;
-    ``media``: pairs with media similarities (``training.media_pairs``), likewise."""
+    """``extra``: labelled pairs beyond the sets' own (curator feedback), split by their portion.
+    A text matcher: media are learnt by a head over it (``training.media_fusion``)."""
     torch.manual_seed(config.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(datasets, encoder, config, progress, extra, media)
+        return _train(datasets, encoder, config, progress, extra)
     finally:
         torch.set_num_threads(threads)
 
@@ -391,7 +392,6 @@ def _train(
     config: TrainConfig,
     progress: bool,
     extra: Sequence[SignalExample],
-    media: Sequence[SignalExample],
 ) -> MatcherModel:
     examples: list[LabelledExample] = []
     for ds in datasets:
@@ -399,12 +399,11 @@ def _train(
         log.info("%s: %d labelled pairs", ds.name, len(found))
         examples.extend(found)
     examples.extend(extra)
-    examples.extend(media)
     fit = [e for e in examples if e.portion == FIT]
     tune = [e for e in examples if e.portion == TUNE]
     if not fit or not tune:
         raise ValueError("training needs pairs in both the fit and the tune portions")
-    names = MODEL_FEATURES
+    names = TEXT_FEATURES
     label_of = {r: i for i, r in enumerate(RELATIONS)}
     x_fit = torch.from_numpy(examples_matrix(fit, names))
     y_fit = torch.tensor([label_of[e.relation] for e in fit])
@@ -469,8 +468,6 @@ def _train(
     )
     if reference is not None:
         metadata["drift_reference"] = reference
-    if media:
-        metadata["media_pairs"] = dict(sorted(Counter(f"{e.portion}/{e.relation}" for e in media).items()))
     if extra:
         metadata["feedback_pairs"] = dict(sorted(Counter(f"{e.portion}/{e.relation}" for e in extra).items()))
     valid = [e for e in examples if e.portion == VALID]
@@ -480,6 +477,29 @@ def _train(
         scores = relation_scores(valid, valid_probs, policy)
         metadata["valid"] = {"overall_f1": overall(scores), "by_set": scores}
     return MatcherModel(net, names, thresholds, metadata)
+
+
+def _media_head(
+    media_sets: Sequence[Path],
+    media_reader: MediaReader | None,
+    base_dir: Path | None,
+    encoder: CachedTextEncoder,
+    progress: bool,
+) -> tuple[MatcherModel, dict[str, Any]]:
+    from training.media_fusion import FusionConfig, train_fusion_head
+    from training.media_pairs import media_set_pairs
+
+    if media_reader is None:
+        raise ValueError("media sets need a media reader (the media step is off)")
+    if base_dir is None or not (Path(base_dir) / "matcher.json").exists():
+        raise ValueError(f"a media head is trained over a text matcher: no trained version in {base_dir}")
+    media: list[SignalExample] = []
+    provenance: dict[str, Any] = {}
+    for folder in media_sets:
+        found = media_set_pairs(Path(folder), encoder, media_reader)
+        media.extend(found.examples)
+        provenance[f"{MEDIA_PROVENANCE}{Path(folder).name}"] = found.provenance
+    return train_fusion_head(MatcherModel.load(Path(base_dir)), media, FusionConfig(), progress), provenance
 
 
 class FeedbackReplay(Protocol):
@@ -501,38 +521,39 @@ def train_command(
     progress: bool = True,
     media_sets: Sequence[Path] = (),
     media_reader: MediaReader | None = None,
+    base_dir: Path | None = None,
 ) -> MatcherModel:
     """What ``resolver train`` runs: the given sets plus the generated catalogue (and curator
-    verdicts, when given; and every pair of the generated media sets, read by ``media_reader``),
-    then saved with the provenance of the run."""
-    from evaluation.datasets import load_dataset
+    verdicts, when given), then saved with the provenance of the run. With ``media_sets``, a
+    media head over the text matcher in ``base_dir`` instead (``training.media_fusion``), on
+    every pair of the generated media sets, read by ``media_reader``; the given sets are recorded
+    as the base's, for the promotion gate."""
     from evaluation.embedding_cache import minilm_cache
     from evaluation.golden_sets import file_hashes, fingerprint_of
 
     started = time.time()
-    datasets = [load_dataset(Path(d)) for d in dataset_dirs]
-    datasets.append(sample_dataset(config.seed, config.sample_songs))
     encoder = minilm_cache(cache_dir)
-    encoder.prefill([normalise(i).embed_text for ds in datasets for i in ds.items])
-    labels = (
-        feedback_labels(feedback.feedback, feedback.items, feedback.evidence, encoder)
-        if feedback is not None
-        else FeedbackLabels([], {})
-    )
-    media: list[SignalExample] = []
+    labels = FeedbackLabels([], {})
     media_data: dict[str, Any] = {}
     if media_sets:
-        from training.media_pairs import media_set_pairs
+        model, media_data = _media_head(media_sets, media_reader, base_dir, encoder, progress)
+        if feedback is not None:
+            raise ValueError("curator feedback trains the text matcher: train it first, then the media head over it")
+    else:
+        from evaluation.datasets import load_dataset
 
-        if media_reader is None:
-            raise ValueError("media sets need a media reader (the media step is off)")
-        for folder in media_sets:
-            found = media_set_pairs(Path(folder), encoder, media_reader)
-            media.extend(found.examples)
-            media_data[f"{MEDIA_PROVENANCE}{Path(folder).name}"] = found.provenance
-    model = train_matcher(datasets, encoder, config, progress, labels.examples, media)
+        datasets = [load_dataset(Path(d)) for d in dataset_dirs]
+        datasets.append(sample_dataset(config.seed, config.sample_songs))
+        encoder.prefill([normalise(i).embed_text for ds in datasets for i in ds.items])
+        if feedback is not None:
+            labels = feedback_labels(feedback.feedback, feedback.items, feedback.evidence, encoder)
+        model = train_matcher(datasets, encoder, config, progress, labels.examples)
     model.metadata["command"] = "resolver train " + " ".join(
-        [*(f"--dataset {Path(d).name}" for d in dataset_dirs), *(f"--media-set {Path(d).name}" for d in media_sets)]
+        [
+            *(f"--dataset {Path(d).name}" for d in dataset_dirs),
+            *(f"--media-set {Path(d).name}" for d in media_sets),
+            *([f"--base {base_dir.name}"] if media_sets and base_dir is not None else []),
+        ]
     )
     data: dict[str, Any] = {}
     for d in dataset_dirs:

@@ -1,8 +1,13 @@
 """Labelled pairs with media for the matcher: every pair of a generated media set (``media.
 generated_set``, split "fit" or "tune", never "eval"), with its text signals and its media
-similarities, each four times: with both modalities, audio dropped, image dropped, both dropped
-(labels unchanged), so that the matcher learns the media features and still scores a pair
-without media on its text alone.
+similarities, each three times: with both modalities, audio dropped, image dropped (labels
+unchanged), so that the matcher learns every combination of media it meets in a feed.
+
+No copy drops both: a pair without media is the text matcher's alone (the media head is gated
+off for it, ``inference.matcher_model.FusedMatcherNet``), and the set's text could not teach it
+anyway: a live take has its studio take's very title and artist. Trained into one network with
+the text pairs, such copies taught that identical titles are often another recording and cost
+music videos of the generated catalogue at the promotion gate (docs/media.md, "The learned fusion").
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ DROPOUTS: tuple[tuple[str, frozenset[str]], ...] = (
     ("all", frozenset({"audio", "image"})),
     ("no_audio", frozenset({"image"})),
     ("no_image", frozenset({"audio"})),
-    ("no_media", frozenset()),
 )
 
 
@@ -70,7 +74,7 @@ def media_set_pairs(
     dataset: str = MEDIA_SET,
 ) -> MediaPairs:
     """All pairs of the set in ``folder``, labelled by ``media_relation`` from its items' recording
-    and work, in the portion its split names (one of ``splits``), four copies each (``DROPOUTS``),
+    and work, in the portion its split names (one of ``splits``), one copy per ``DROPOUTS`` entry,
     under the set name ``dataset``."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     split = manifest.get("split", "eval")
@@ -95,7 +99,7 @@ def media_set_pairs(
     for (a, b), signals in zip(index, text, strict=True):
         relation = media_relation(labelled[items[a].content_id], labelled[items[b].content_id])
         for name, kept in DROPOUTS:
-            media = media_signals(_kept(evidence[a], kept), _kept(evidence[b], kept)) if kept else {}
+            media = media_signals(_kept(evidence[a], kept), _kept(evidence[b], kept))
             examples.append(
                 SignalExample(
                     dataset,

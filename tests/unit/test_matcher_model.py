@@ -49,6 +49,7 @@ def test_temperature_flattens_without_changing_the_ranking() -> None:
     features = torch.randn(5, len(FEATURE_NAMES))
     with torch.no_grad():
         sharp = model.net(features)
+    assert isinstance(model.net, MatcherNet)
     model.net.temperature.fill_(3.0)
     with torch.no_grad():
         flat = model.net(features)

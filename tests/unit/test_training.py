@@ -13,8 +13,8 @@ from resolution.normalise import NormalisedItem
 from resolution.policy import Thresholds
 from tests.unit.text_fakes import trigram_encoder
 from training.matcher import (
-    MODEL_FEATURES,
     SAMPLE_NAME,
+    TEXT_FEATURES,
     TrainConfig,
     choose_thresholds,
     sample_dataset,
@@ -36,7 +36,8 @@ def test_training_is_reproducible_and_learns_the_relations(tmp_path: Path) -> No
     second = _train(tmp_path)
     assert first.version == second.version  # same seed, same weights
     assert first.thresholds == second.thresholds
-    assert first.feature_names == MODEL_FEATURES and "same_source" not in first.feature_names
+    # A text matcher: the media features are a head's over it (training/media_fusion.py).
+    assert first.feature_names == TEXT_FEATURES and "same_source" not in first.feature_names
     meta = first.metadata
     relations = {key.split("/")[1] for key in meta["fit_pairs"]}
     assert relations == {"same", "version_of", "video_of", "none"}
