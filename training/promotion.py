@@ -43,11 +43,6 @@ class Labelled(Protocol):
     def relation(self) -> str: ...
 
 
-class SignalLabelled(Labelled, Protocol):
-    @property
-    def signals(self) -> dict[str, float]: ...
-
-
 @dataclass(frozen=True)
 class GateSettings:
     margin: float = 0.002
@@ -292,7 +287,7 @@ def held_out_examples(
 
 
 def as_served(
-    examples: Sequence[SignalLabelled], probabilities: np.ndarray, feature_names: Sequence[str], fusion_rule: str
+    examples: Sequence[Labelled], probabilities: np.ndarray, feature_names: Sequence[str], fusion_rule: str
 ) -> np.ndarray:
     """The probabilities the worker would act on: with the hand fusion rule after a version the
     setting ``fusion_rule`` applies it to, on the pairs that carry media similarities."""
@@ -300,8 +295,11 @@ def as_served(
         return probabilities
     out = probabilities.copy()
     for n, e in enumerate(examples):
-        if e.signals.get("audio_compared") or e.signals.get("image_compared"):
-            fused = with_media_evidence(dict(zip(RELATIONS, map(float, out[n]), strict=True)), e.signals)
+        # Only signal examples (a media set's pairs, curator verdicts) carry media; a golden set's
+        # pairs are compared from their items and have none.
+        signals: dict[str, float] = getattr(e, "signals", None) or {}
+        if signals.get("audio_compared") or signals.get("image_compared"):
+            fused = with_media_evidence(dict(zip(RELATIONS, map(float, out[n]), strict=True)), signals)
             out[n] = [fused[r] for r in RELATIONS]
     return out
 
