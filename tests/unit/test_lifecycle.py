@@ -39,14 +39,19 @@ def _repository(tmp_path: Path, versions: int) -> ModelRepository:
         model = MatcherModel(MatcherNet(len(MODEL_FEATURES), 8), MODEL_FEATURES, Thresholds(0.5, 0.5))
         target = repo.version_dir(v) if v == 1 else repo.new_version_dir()
         model.save(target)
+    repo.write_served(ServedVersions(1, (1,)))  # whatever the shipped file serves now
     return repo
 
 
-def test_shipped_config_serves_version_one_and_triton_can_parse_it() -> None:
+def test_shipped_config_serves_the_media_fusion_over_version_one_and_triton_can_parse_it() -> None:
     config = model_config_pb2.ModelConfig()
     text_format.Parse((SHIPPED / "config.pbtxt").read_text(encoding="utf-8"), config)
-    served = ModelRepository(SHIPPED.parent, "matcher").served()
-    assert served.serving == 1 and served.loaded == (1,)
+    shipped = ModelRepository(SHIPPED.parent, "matcher")
+    served = shipped.served()
+    # Version 2 (promoted by the gate, docs/media.md) is version 1's text matcher plus a media head.
+    assert served == ServedVersions(2, (2,), (1,))
+    fused = MatcherModel.load(shipped.version_dir(2))
+    assert fused.metadata["base"]["version"] == MatcherModel.load(shipped.version_dir(1)).version
     assert config.backend == "python" and config.max_batch_size == 4096
 
 
