@@ -41,6 +41,7 @@ from resolution.entities import EntityStore, rebuild_state
 from resolution.matcher import PairInput, PairScorer, with_identifier_evidence
 from resolution.model import Action, Decision
 from resolution.normalise import NormalisedItem
+from resolution.reclustering import pair_key, recluster
 from settings import WorkerSettings
 
 RECONCILIATION_TRIGGER = "re-resolution"
@@ -64,29 +65,6 @@ class ReconciliationPlan:
     contradicted: int = 0  # entity pairs with evidence left apart: members of their groups contradict
     entities_created: int = 0
     partitions: int = 0
-
-
-class _Groups:
-    def __init__(self) -> None:
-        self._parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        self._parent.setdefault(x, x)
-        while self._parent[x] != x:
-            self._parent[x] = self._parent[self._parent[x]]
-            x = self._parent[x]
-        return x
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self._parent[max(ra, rb)] = min(ra, rb)
-
-    def groups(self) -> list[list[str]]:
-        out: dict[str, list[str]] = {}
-        for x in list(self._parent):
-            out.setdefault(self.find(x), []).append(x)
-        return [sorted(g) for g in out.values() if len(g) > 1]
 
 
 @dataclass(frozen=True)
@@ -178,10 +156,6 @@ class CrossPartitionReconciler:
             r = d.record
             if r["action"] == Action.NEW.value and r.get("trigger", "content-event") == "content-event":
                 created_in.setdefault(r["entity_id"], d.partition)
-        groups = _Groups()
-        evidence: dict[str, tuple[float, dict[str, Any]]] = {}
-        pairs: set[tuple[str, str]] = set()
-        contradicted_pairs: set[tuple[str, str]] = set()
         # The workers' evidence (each decision's scored candidates), then the pairs scored after
         # the fact; both as (decision, the other item, p(same)).
         evidence_pairs = [
@@ -191,53 +165,60 @@ class CrossPartitionReconciler:
             for c in d.record.get("candidates") or ()
         ]
         evidence_pairs += [(x.record, x.other_content_id, x.p_same) for x in rescored]
-        contradicted: dict[str, set[str]] = {}
-        for r, other, p_same in evidence_pairs:
-            if 0.0 <= p_same <= self._conflict:  # -1.0: a candidate recorded without a score
-                contradicted.setdefault(r["content_id"], set()).add(other)
-                contradicted.setdefault(other, set()).add(r["content_id"])
-        members: dict[str, set[str]] = {}  # group root -> the content ids of its entities
-
-        def members_of(entity: str) -> set[str]:
-            root = groups.find(entity)
-            if root not in members:
-                members[root] = set(store.members(entity))
-            return members[root]
-
-        # Strongest evidence first (ties by ids, so the plan does not depend on topic order).
+        # Strongest evidence first (ties by ids, so the plan does not depend on topic order): the
+        # first evidence seen for an entity pair is its strongest, and names the decision behind it.
         evidence_pairs.sort(key=lambda e: (-e[2], e[0]["content_id"], e[1]))
+        edges: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}  # entity pair -> (p(same), cause)
         for r, other, p_same in evidence_pairs:
-            mine, theirs = store.entity_of(r["content_id"]), store.entity_of(other)
-            if p_same < self._threshold or mine is None or theirs is None:
-                continue
-            mine, theirs = store.resolve_id(mine), store.resolve_id(theirs)
-            if theirs == mine or created_in.get(theirs) == created_in.get(mine):
+            mine, theirs = self._live_entity(store, r["content_id"]), self._live_entity(store, other)
+            if p_same < self._threshold or mine is None or theirs is None or theirs == mine:
                 continue
             if created_in.get(theirs) is None or created_in.get(mine) is None:
                 continue
+            if created_in[theirs] == created_in[mine]:
+                continue  # one partition: its worker's corrections decide it
             if self._kept_apart(store, mine, theirs):
                 continue
-            pair = (min(mine, theirs), max(mine, theirs))
-            pairs.add(pair)
-            left, right = members_of(mine), members_of(theirs)
-            if left is right:
-                continue  # already one group
-            if any(contradicted.get(m, set()) & right for m in left):
-                contradicted_pairs.add(pair)
-                continue
-            groups.union(mine, theirs)
-            members[groups.find(mine)] = left | right
-            for entity in (mine, theirs):
-                if p_same > evidence.get(entity, (-1.0, {}))[0]:
-                    evidence[entity] = (p_same, r)
+            edges.setdefault(pair_key(mine, theirs), (p_same, r))
+        # Content-id pairs that must not end in one group: scored p(same) <= the conflict
+        # threshold. Turned into entity pairs, since reconciliation moves whole entities.
+        contradicted: set[tuple[str, str]] = set()
+        for r, other, p_same in evidence_pairs:
+            if 0.0 <= p_same <= self._conflict:  # -1.0: a candidate recorded without a score
+                contradicted.add(pair_key(r["content_id"], other))
+        nodes = {e for pair in edges for e in pair}
+        cannot: set[tuple[str, str]] = set()
+        for a, b in contradicted:
+            left, right = self._live_entity(store, a), self._live_entity(store, b)
+            if left is not None and right is not None and left != right and {left, right} <= nodes:
+                cannot.add(pair_key(left, right))
+        # The worker's constrained single linkage, with each live entity one node (reconciliation
+        # never splits an entity): strongest evidence first, never across a contradiction.
+        clusters = recluster(
+            {e: [e] for e in sorted(nodes)},
+            {pair: p for pair, (p, _cause) in edges.items()},
+            set(),
+            cannot,
+            self._threshold,
+            self._conflict,
+        )
+        group_of = {e: i for i, cluster in enumerate(clusters) for e in cluster}
+        refused = [pair for pair in edges if group_of[pair[0]] != group_of[pair[1]]]
+        # Each entity merged away names the strongest evidence that ties it to its group.
+        evidence: dict[str, tuple[float, dict[str, Any]]] = {}
+        for (left, right), (p_same, r) in edges.items():
+            if group_of[left] == group_of[right]:
+                for entity in (left, right):
+                    if p_same > evidence.get(entity, (-1.0, {}))[0]:
+                        evidence[entity] = (p_same, r)
         plan = ReconciliationPlan(
-            cross_partition_pairs=len(pairs),
+            cross_partition_pairs=len(edges),
             entities_created=len(created_in),
             partitions=len({d.partition for d in decisions}),
-            contradicted=len(contradicted_pairs),
+            contradicted=len(refused),
         )
         sequence = max([int(d.record.get("sequence") or 0) for d in decisions] + [time.time_ns()])
-        for group in groups.groups():
+        for group in (c for c in clusters if len(c) > 1):
             survivor = min(group, key=lambda e: (-len(store.members(e)), e))
             for loser in group:
                 if loser == survivor:
@@ -263,6 +244,11 @@ class CrossPartitionReconciler:
                 if decision.members and not store.applied(decision.decision_id):
                     plan.merges.append((decision, created_in[loser]))
         return plan
+
+    @staticmethod
+    def _live_entity(store: EntityStore, content_id: str) -> str | None:
+        entity = store.entity_of(content_id)
+        return store.resolve_id(entity) if entity is not None else None
 
     @staticmethod
     def _kept_apart(store: EntityStore, left: str, right: str) -> bool:
