@@ -658,7 +658,8 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"[reconcile] {plan.entities_created} entities over {plan.partitions} partitions: "
                 f"{plan.cross_partition_pairs} cross-partition duplicate pairs ({result.rescored} raced pairs "
-                f"scored again; {plan.contradicted} left apart, their members contradict), "
+                f"scored again; {plan.contradicted} left apart, their members contradict, "
+                f"{plan.curator_kept_apart} of them by a curator's verdict), "
                 f"{result.published} MERGE decisions published",
                 flush=True,
             )

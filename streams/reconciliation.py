@@ -14,8 +14,10 @@ largest survives (ties by id, as corrections do) and each other one is merged in
 entity-into-entity ``MERGE`` decision with its lineage (``previous_entity_ids``, the members
 moved, the trigger ``re-resolution`` and the event whose decision carried the evidence),
 published to the decisions partition where the retired entity was created. Decision ids are
-deterministic, so a second pass publishes nothing twice. Pairs a curator kept apart are not
-merged.
+deterministic, so a second pass publishes nothing twice. Groups grow from the strongest evidence
+down (the worker's constrained single linkage) and never hold two items that contradict: scored
+p(same) at or below the conflict threshold, or kept apart by a curator, directly or through a
+chain of other entities.
 
 Two workers deciding two items of one recording in overlapping batches is the common way that
 evidence never exists: the later item's search ran before the earlier item's row was written
@@ -63,6 +65,7 @@ class ReconciliationPlan:
     merges: list[tuple[Decision, int]] = field(default_factory=list)  # (MERGE decision, partition)
     cross_partition_pairs: int = 0
     contradicted: int = 0  # entity pairs with evidence left apart: members of their groups contradict
+    curator_kept_apart: int = 0  # of those, pairs whose groups hold a curator's must-not-link
     entities_created: int = 0
     partitions: int = 0
 
@@ -177,21 +180,29 @@ class CrossPartitionReconciler:
                 continue
             if created_in[theirs] == created_in[mine]:
                 continue  # one partition: its worker's corrections decide it
-            if self._kept_apart(store, mine, theirs):
-                continue
             edges.setdefault(pair_key(mine, theirs), (p_same, r))
-        # Content-id pairs that must not end in one group: scored p(same) <= the conflict
-        # threshold. Turned into entity pairs, since reconciliation moves whole entities.
-        contradicted: set[tuple[str, str]] = set()
+        # Content-id pairs that must not end in one group, and whether a curator said so: a pair
+        # scored p(same) <= the conflict threshold, or a curator's must-not-link (``different``).
+        # One relation, checked per group, so no chain through a third entity joins what either
+        # kind keeps apart.
+        contradicted: dict[tuple[str, str], bool] = {}  # content id pair -> by a curator
         for r, other, p_same in evidence_pairs:
             if 0.0 <= p_same <= self._conflict:  # -1.0: a candidate recorded without a score
-                contradicted.add(pair_key(r["content_id"], other))
+                contradicted[pair_key(r["content_id"], other)] = False
+        # Every item entered the state as some decision's content id; a verdict is kept on both.
+        for content_id in {d.record["content_id"] for d in decisions}:
+            for other in store.constraints(content_id).get("different", []):
+                contradicted[pair_key(content_id, other)] = True
+        # Turned into entity pairs, since reconciliation moves whole entities.
         nodes = {e for pair in edges for e in pair}
         cannot: set[tuple[str, str]] = set()
-        for a, b in contradicted:
+        by_curator: set[tuple[str, str]] = set()
+        for (a, b), curator in contradicted.items():
             left, right = self._live_entity(store, a), self._live_entity(store, b)
             if left is not None and right is not None and left != right and {left, right} <= nodes:
                 cannot.add(pair_key(left, right))
+                if curator:
+                    by_curator.add(pair_key(left, right))
         # The worker's constrained single linkage, with each live entity one node (reconciliation
         # never splits an entity): strongest evidence first, never across a contradiction.
         clusters = recluster(
@@ -204,6 +215,14 @@ class CrossPartitionReconciler:
         )
         group_of = {e: i for i, cluster in enumerate(clusters) for e in cluster}
         refused = [pair for pair in edges if group_of[pair[0]] != group_of[pair[1]]]
+
+        # A refused pair counts as the curator's when a must-not-link lies between the two groups
+        # it would have joined, on its own entities or on others already in those groups.
+        def groups(pair: tuple[str, str]) -> tuple[int, int]:
+            first, second = sorted((group_of[pair[0]], group_of[pair[1]]))
+            return first, second
+
+        curator_groups = {groups(pair) for pair in by_curator}
         # Each entity merged away names the strongest evidence that ties it to its group.
         evidence: dict[str, tuple[float, dict[str, Any]]] = {}
         for (left, right), (p_same, r) in edges.items():
@@ -216,6 +235,7 @@ class CrossPartitionReconciler:
             entities_created=len(created_in),
             partitions=len({d.partition for d in decisions}),
             contradicted=len(refused),
+            curator_kept_apart=sum(groups(pair) in curator_groups for pair in refused),
         )
         sequence = max([int(d.record.get("sequence") or 0) for d in decisions] + [time.time_ns()])
         for group in (c for c in clusters if len(c) > 1):
@@ -249,12 +269,6 @@ class CrossPartitionReconciler:
     def _live_entity(store: EntityStore, content_id: str) -> str | None:
         entity = store.entity_of(content_id)
         return store.resolve_id(entity) if entity is not None else None
-
-    @staticmethod
-    def _kept_apart(store: EntityStore, left: str, right: str) -> bool:
-        """A curator's must-not-link between any members of the two entities."""
-        right_members = set(store.members(right))
-        return any(set(store.constraints(m).get("different", [])) & right_members for m in store.members(left))
 
 
 def publish_merges(kafka: Any, plan: ReconciliationPlan, model_version: str = "reconciliation") -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from streams.reconciliation import CrossPartitionReconciler, PartitionedDecision
 
 
@@ -70,7 +72,10 @@ def test_a_curators_must_not_link_keeps_them_apart() -> None:
         "event_id": "fb-1",
     }
     decisions = [*two_partitions(0.9), PartitionedDecision(0, constraint)]
-    assert CrossPartitionReconciler(0.55).plan(decisions).merges == []
+    plan = CrossPartitionReconciler(0.55).plan(decisions)
+    assert plan.merges == []
+    # The pair has evidence and is left apart: counted, and counted as the curator's.
+    assert (plan.cross_partition_pairs, plan.contradicted, plan.curator_kept_apart) == (1, 1, 1)
 
 
 def test_a_contradicted_pair_keeps_two_entities_apart_and_cannot_be_chained_through_a_third() -> None:
@@ -94,6 +99,60 @@ def test_a_contradicted_pair_keeps_two_entities_apart_and_cannot_be_chained_thro
     assert plan.contradicted == 2  # ent-a with ent-b, and then ent-b with the joined group
     # With a lower conflict threshold the pair is no contradiction and all three join.
     assert len(CrossPartitionReconciler(0.55, conflict_threshold=0.001).plan(chain).merges) == 2
+
+
+def curator_says_different(n: int, left: str, right: str) -> PartitionedDecision:
+    """A curator's must-not-link on two items, as ``resolver feedback`` publishes it."""
+    return PartitionedDecision(
+        0,
+        {
+            **record(n, "CONSTRAIN", left, "ent-a"),
+            "members": [left, right],
+            "verdict": "different",
+            "trigger": "curator-feedback",
+            "event_id": f"fb-{n}",
+        },
+    )
+
+
+def chained(c_to_a: float, c_to_b: float) -> list[PartitionedDecision]:
+    """ent-a (a1, partition 0) and ent-b (b1, b2, partition 1) never scored each other; c1
+    (partition 2) scored a1 and b1 the same: the only way to join ent-a and ent-b is through ent-c."""
+    return [
+        PartitionedDecision(0, record(1, "NEW", "a1", "ent-a")),
+        PartitionedDecision(1, record(2, "NEW", "b1", "ent-b")),
+        PartitionedDecision(1, record(3, "MERGE", "b2", "ent-b", [("b1", "ent-b", 0.95)])),
+        PartitionedDecision(2, record(4, "NEW", "c1", "ent-c", [("a1", "ent-a", c_to_a), ("b1", "ent-b", c_to_b)])),
+    ]
+
+
+def groups_after(plan: Any) -> list[set[str]]:
+    """The entities each survivor holds once the plan's merges are applied."""
+    held: dict[str, set[str]] = {}
+    for merge, _partition in plan.merges:
+        held.setdefault(merge.entity_id, {merge.entity_id}).update(merge.previous_entity_ids)
+    return list(held.values())
+
+
+def test_without_a_verdict_a_chain_through_a_third_entity_joins_all_three() -> None:
+    plan = CrossPartitionReconciler(0.55).plan(chained(0.97, 0.9))
+    assert groups_after(plan) == [{"ent-a", "ent-b", "ent-c"}]
+    assert (plan.contradicted, plan.curator_kept_apart) == (0, 0)
+
+
+@pytest.mark.parametrize(("c_to_a", "c_to_b"), [(0.97, 0.9), (0.9, 0.97)])
+def test_a_curators_must_not_link_is_not_bypassed_by_a_chain_through_a_third_entity(
+    c_to_a: float, c_to_b: float
+) -> None:
+    # The curator said a1 != b2 (b2 is in ent-b): no evidence pairs ent-a with ent-b directly, so
+    # a check per entity pair never sees it; ent-c joins whichever is stronger, not both.
+    decisions = [*chained(c_to_a, c_to_b), curator_says_different(5, "a1", "b2")]
+    plan = CrossPartitionReconciler(0.55).plan(decisions)
+    [group] = groups_after(plan)
+    assert "ent-c" in group and not {"ent-a", "ent-b"} <= group
+    assert (plan.cross_partition_pairs, plan.contradicted, plan.curator_kept_apart) == (2, 1, 1)
+    # Once published, a second pass plans nothing more: the refusal is stable.
+    assert CrossPartitionReconciler(0.55).plan(decisions + as_published(plan)).merges == []
 
 
 # ---- raced items: scored again after the fact -------------------------------------------------
