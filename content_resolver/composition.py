@@ -36,7 +36,7 @@ from resolution.drift import DriftMonitor
 from resolution.entities import EntityStore
 from resolution.errors import DependencyUnavailable
 from resolution.matcher import BandRefinedScorer, PairRefiner, PairScorer, RuleScorer, UncertainBand
-from resolution.media_evidence import MediaMemory, MediaReader, fusion_rule_applies
+from resolution.media_evidence import FusionRule, MediaMemory, MediaReader, fusion_rule_for
 from resolution.media_index import InMemoryMediaIndex, MediaIndex
 from resolution.policy import DecisionPolicy, Thresholds
 from resolution.resolver import BatchResolver, TextEncoder
@@ -267,12 +267,12 @@ def scoring_features(scorer: PairScorer) -> tuple[str, ...]:
     return ()
 
 
-def media_fusion_rule(settings: Settings, scorer: PairScorer) -> Callable[[], bool]:
+def media_fusion_rule(settings: Settings, scorer: PairScorer) -> Callable[[], FusionRule]:
     """``RESOLVER_WORKER_MEDIA_FUSION_RULE`` as the resolver asks it, once per chunk (a bad word
     fails here, when the worker is built)."""
     word = settings.worker.media_fusion_rule
-    fusion_rule_applies(word, ())
-    return lambda: fusion_rule_applies(word, scoring_features(scorer))
+    fusion_rule_for(word, ())
+    return lambda: fusion_rule_for(word, scoring_features(scorer))
 
 
 def build_batch_resolver(
@@ -385,7 +385,7 @@ def build_offline_resolver(
         "corrections": f"conflict<={limits.conflict_threshold} max_entities={limits.max_entities} "
         f"max_members={limits.max_members}",
         "media": "+".join(sorted(modalities)) if media is not None else "off",
-        "media_rule": f"{w.media_fusion_rule}: {'on' if media_fusion_rule(settings, scorer)() else 'off'}",
+        "media_rule": f"{w.media_fusion_rule}: {media_fusion_rule(settings, scorer)().value}",
         "media_index": media_index if media is not None else "off",
     }
     return OfflineResolver(encoder, scorer, thresholds, w.batch_size, w.candidates_k, fresh, description)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -184,27 +185,43 @@ SAME_WORK_AT_MOST = 0.9
 SAME_PICTURE_SCORE = 0.88
 
 
-FUSION_RULE_WORDS: dict[str, bool | None] = {
+class FusionRule(Enum):
+    """How much of the hand rule follows the scorer (``RESOLVER_WORKER_MEDIA_FUSION_RULE``)."""
+
+    OFF = "off"
+    # Behind a matcher that learnt the media: only "a video whose frame is a recording's cover is
+    # video_of it, without audio on both sides". The learnt head leaves an image-only video of a
+    # recording with another title at version_of (a training live take can show the studio cover,
+    # so a shared picture alone does not say which recording), which the rule settles.
+    VIDEO_PICTURE = "video-picture"
+    FULL = "full"
+
+
+FUSION_RULE_WORDS: dict[str, FusionRule | None] = {
     "auto": None,
-    **dict.fromkeys(("on", "1", "true", "yes"), True),
-    **dict.fromkeys(("off", "0", "false", "no"), False),
+    **dict.fromkeys(("on", "1", "true", "yes"), FusionRule.FULL),
+    **dict.fromkeys(("off", "0", "false", "no"), FusionRule.OFF),
 }
 
 
-def fusion_rule_applies(setting: str, feature_names: Collection[str]) -> bool:
-    """Whether ``with_media_evidence`` follows a matcher with these features: "on" / "off" as
-    said; "auto" only for a matcher that reads no media feature (one trained with them fuses
-    better alone: the rule's hard thresholds overrule it where it is right, docs/media.md)."""
+def fusion_rule_for(setting: str, feature_names: Collection[str]) -> FusionRule:
+    """The rule after a matcher with these features: "on" / "off" as said; "auto" the full rule
+    behind a matcher that reads no media feature, and only the video picture rule behind one that
+    does (it fuses better alone: the rule's hard thresholds overrule it where it is right,
+    docs/media.md)."""
     word = setting.strip().casefold()
     if word not in FUSION_RULE_WORDS:
         raise ValueError(f"RESOLVER_WORKER_MEDIA_FUSION_RULE={setting!r}: expected auto, on or off")
     fixed = FUSION_RULE_WORDS[word]
     if fixed is not None:
         return fixed
-    return not any(name in MEDIA_SIGNALS for name in feature_names)
+    learnt = any(name in MEDIA_SIGNALS for name in feature_names)
+    return FusionRule.VIDEO_PICTURE if learnt else FusionRule.FULL
 
 
-def with_media_evidence(probabilities: dict[str, float], signals: dict[str, float]) -> dict[str, float]:
+def with_media_evidence(
+    probabilities: dict[str, float], signals: dict[str, float], rule: FusionRule = FusionRule.FULL
+) -> dict[str, float]:
     """Fuses the media with the scorer's probabilities, after any scorer. Audio governs where both
     sides have it: the same audio (fingerprint >= ``SAME_RECORDING_SCORE``) is the same recording,
     or ``video_of`` it for a video against a recording, whatever the titles say ("Official
@@ -216,9 +233,14 @@ def with_media_evidence(probabilities: dict[str, float], signals: dict[str, floa
     recording's cover (>= ``SAME_PICTURE_SCORE``) is ``video_of`` it. Two recordings sharing a
     cover are left to the scorer (every track of an album shares one), and a different picture
     says nothing (a live album, a single and a compilation carry different art for one recording).
-    Without media on both sides nothing changes: an item without media is scored exactly as before."""
+    Without media on both sides nothing changes: an item without media is scored exactly as before.
+    ``rule`` ``VIDEO_PICTURE``: the picture part only; ``OFF``: nothing."""
+    if rule is FusionRule.OFF:
+        return probabilities
     if signals.get("audio_compared", 0.0) < 1.0:
         return _with_picture(probabilities, signals)
+    if rule is FusionRule.VIDEO_PICTURE:
+        return probabilities
     p = dict(probabilities)
     floor = 0.01
     if signals.get("audio_fingerprint", 0.0) >= SAME_RECORDING_SCORE:

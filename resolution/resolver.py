@@ -26,6 +26,7 @@ from resolution.matcher import PairInput, PairScorer
 from resolution.media_evidence import (
     NO_MEDIA,
     SAME_PICTURE_SCORE,
+    FusionRule,
     MediaEvidence,
     MediaMemory,
     MediaReader,
@@ -100,7 +101,7 @@ class BatchResolver:
         media: MediaReader | None = None,
         media_memory: MediaMemory | None = None,
         media_candidates: int = 3,
-        media_rule: bool | Callable[[], bool] = True,
+        media_rule: FusionRule | Callable[[], FusionRule] = FusionRule.FULL,
         media_index: MediaIndex | None = None,
     ) -> None:
         self._encoder = encoder
@@ -303,8 +304,7 @@ class BatchResolver:
                 media = pair_media[cursor - 1]
                 if media is not None:
                     signals = {**signals, **media}
-                    if media_rule:
-                        probabilities = with_media_evidence(probabilities, signals)
+                    probabilities = with_media_evidence(probabilities, signals, media_rule)
                 relation = Relation(max(("same", "version_of", "video_of"), key=lambda r: probabilities[r]))
                 scored.append(ScoredCandidate(current, relation, probabilities[relation.value], probabilities, signals))
             considered += len(scored)

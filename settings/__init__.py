@@ -121,9 +121,9 @@ class WorkerSettings:
     media_memory_items: int = 20_000  # items whose evidence is kept for comparisons, per worker
     media_candidates: int = 3  # items found by sound (or picture) per item, whatever their titles
     # The hand rule after the scorer (resolution/media_evidence.py: with_media_evidence): "auto"
-    # applies it only while the serving matcher reads no media feature (a matcher trained with
-    # them fuses better alone; the rule's hard thresholds overrule it where it is right:
-    # docs/media.md); "on" or "off" whatever serves.
+    # applies all of it while the serving matcher reads no media feature, and only its video
+    # picture part behind one that does (such a matcher fuses better alone: the rule's hard
+    # thresholds overrule it where it is right; docs/media.md); "on" or "off" whatever serves.
     media_fusion_rule: str = "auto"
     # Where every partition's and worker's media evidence is searched (resolution/media_index.py):
     # "milvus" (collections <milvus_collection>_audio / _image, kept across restarts), "memory"

@@ -16,7 +16,7 @@ tolerance alone refused a version for one pair decided otherwise (docs/media.md,
 fusion"). Otherwise the gate refuses, with the table that says why.
 
 Each version is judged as it would serve: a version without media features with the hand fusion
-rule after it where ``RESOLVER_WORKER_MEDIA_FUSION_RULE`` would apply it (``fusion_rule_applies``),
+rule after it as ``RESOLVER_WORKER_MEDIA_FUSION_RULE`` would apply it (``fusion_rule_for``),
 so a held-out media set compares the learned fusion with what serves today.
 """
 
@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from resolution.matcher import RELATIONS
-from resolution.media_evidence import fusion_rule_applies, with_media_evidence
+from resolution.media_evidence import FusionRule, fusion_rule_for, with_media_evidence
 from resolution.policy import DecisionPolicy
 
 
@@ -291,7 +291,8 @@ def as_served(
 ) -> np.ndarray:
     """The probabilities the worker would act on: with the hand fusion rule after a version the
     setting ``fusion_rule`` applies it to, on the pairs that carry media similarities."""
-    if not fusion_rule_applies(fusion_rule, feature_names):
+    rule = fusion_rule_for(fusion_rule, feature_names)
+    if rule is FusionRule.OFF:
         return probabilities
     out = probabilities.copy()
     for n, e in enumerate(examples):
@@ -299,7 +300,7 @@ def as_served(
         # pairs are compared from their items and have none.
         signals: dict[str, float] = getattr(e, "signals", None) or {}
         if signals.get("audio_compared") or signals.get("image_compared"):
-            fused = with_media_evidence(dict(zip(RELATIONS, map(float, out[n]), strict=True)), signals)
+            fused = with_media_evidence(dict(zip(RELATIONS, map(float, out[n]), strict=True)), signals, rule)
             out[n] = [fused[r] for r in RELATIONS]
     return out
 

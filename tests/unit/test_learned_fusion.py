@@ -18,7 +18,7 @@ from resolution.candidates import CandidateFinder, InMemoryVectorIndex
 from resolution.entities import EntityStore
 from resolution.features import MEDIA_FEATURE_NAMES
 from resolution.matcher import PairInput, PairScore
-from resolution.media_evidence import MEDIA_SIGNALS, MediaEvidence, media_signals
+from resolution.media_evidence import MEDIA_SIGNALS, FusionRule, MediaEvidence, media_signals
 from resolution.model import ContentItem
 from resolution.normalise import NormalisedItem
 from resolution.policy import DecisionPolicy, Thresholds
@@ -168,7 +168,8 @@ class _Reader:
 def _resolver(scorer: Any, reader: _Reader, rule: bool) -> BatchResolver:
     policy = DecisionPolicy(Thresholds(merge=0.5, link=0.5))
     finder = CandidateFinder(InMemoryVectorIndex(BOW_DIM), 10, 10, BOW_DIM)
-    return BatchResolver(BagOfWordsEncoder(), finder, scorer, policy, EntityStore({}), media=reader, media_rule=rule)
+    fusion = FusionRule.FULL if rule else FusionRule.OFF
+    return BatchResolver(BagOfWordsEncoder(), finder, scorer, policy, EntityStore({}), media=reader, media_rule=fusion)
 
 
 def test_the_resolver_hands_each_pair_its_media_and_applies_the_rule_only_when_asked() -> None:
@@ -212,10 +213,12 @@ def test_the_auto_fusion_rule_follows_whether_the_scoring_matcher_reads_media() 
     settings = Settings.from_env({})
     assert settings.worker.media_fusion_rule == "auto"
     rule = media_fusion_rule(settings, scorer)
-    assert rule() is True and scoring_features(scorer) == text_names
+    assert rule() is FusionRule.FULL and scoring_features(scorer) == text_names
     scorer.served = _model()
-    assert rule() is False and scoring_features(scorer) == MODEL_FEATURES
-    for word, expected in (("on", True), ("1", True), ("off", False), ("0", False)):
+    # Behind a media-trained matcher only the video picture rule stays (media_evidence.FusionRule).
+    assert rule() is FusionRule.VIDEO_PICTURE and scoring_features(scorer) == MODEL_FEATURES
+    full, off = FusionRule.FULL, FusionRule.OFF
+    for word, expected in (("on", full), ("1", full), ("off", off), ("0", off)):
         fixed = media_fusion_rule(Settings.from_env({"RESOLVER_WORKER_MEDIA_FUSION_RULE": word}), scorer)
         assert fixed() is expected, word
     with pytest.raises(ValueError, match="expected auto, on or off"):

@@ -226,3 +226,16 @@ def test_without_a_reader_nothing_changes() -> None:
     assert [(d.action, d.confidence) for d in with_reader.decisions] == [
         (d.action, d.confidence) for d in without.decisions
     ]
+
+
+def test_behind_a_media_trained_matcher_only_the_video_picture_rule_stays() -> None:
+    from resolution.media_evidence import FusionRule
+
+    other_audio = {"audio_compared": 1.0, "audio_fingerprint": 0.05, "audio_chroma": 0.1, "one_is_video": 0.0}
+    assert with_media_evidence(TEXT_SAYS_SAME, other_audio, FusionRule.VIDEO_PICTURE) == TEXT_SAYS_SAME
+    assert with_media_evidence(TEXT_SAYS_SAME, other_audio, FusionRule.FULL) != TEXT_SAYS_SAME
+    frame = {"audio_compared": 0.0, "image_compared": 1.0, "image_hash": 0.95, "one_is_video": 1.0}
+    none_by_text = {"same": 0.01, "version_of": 0.9, "video_of": 0.04, "none": 0.05}
+    video = with_media_evidence(none_by_text, frame, FusionRule.VIDEO_PICTURE)
+    assert max(video, key=lambda r: video[r]) == "video_of"
+    assert with_media_evidence(none_by_text, frame, FusionRule.OFF) == none_by_text
