@@ -29,7 +29,7 @@ from evaluation.embedding_cache import CachedTextEncoder
 from evaluation.pair_examples import PairExample, dataset_examples
 from evaluation.sample_catalogue import generate_catalogue
 from evaluation.splits import FIT, TUNE, VALID, cluster_portion
-from inference.matcher_model import LocalPairScorer, MatcherModel, MatcherNet, pair_features
+from inference.matcher_model import FusedMatcherNet, LocalPairScorer, MatcherModel, MatcherNet, pair_features
 from resolution.features import FEATURE_NAMES, MEDIA_FEATURE_NAMES, feature_value, pair_signals
 from resolution.feedback import Feedback
 from resolution.matcher import RELATIONS, PairScorer
@@ -202,6 +202,53 @@ def _dataset_weights(examples: Sequence[LabelledExample]) -> np.ndarray:
     total = len(examples)
     raw = np.array([(total / counts[e.dataset]) ** _BALANCE_POWER for e in examples], dtype=np.float32)
     return raw / raw.mean()
+
+
+class FitSchedule(Protocol):
+    """What ``fit_weighted`` reads of a training config (``TrainConfig``, ``FusionConfig``)."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+
+
+def fit_weighted(
+    net: MatcherNet | FusedMatcherNet,
+    parameters: list[nn.Parameter],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    schedule: FitSchedule,
+    desc: str,
+    progress: bool,
+) -> None:
+    """Standardises ``net``'s inputs on ``x`` and fits ``parameters`` (all of a text matcher, a
+    media head's alone) by weighted cross-entropy: AdamW, cosine schedule, seeded batches."""
+    with torch.no_grad():
+        net.mean.copy_(x.mean(0))
+        net.scale.copy_(x.std(0).clamp(min=1e-3))
+    optimiser = torch.optim.AdamW(parameters, lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=schedule.epochs)
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    generator = torch.Generator().manual_seed(schedule.seed)
+    net.train()
+    for _epoch in tqdm(range(schedule.epochs), desc=desc, unit="epoch", disable=not progress):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), schedule.batch_size):
+            idx = order[start : start + schedule.batch_size]
+            loss = (loss_fn(net.logits(x[idx]), y[idx]) * weights[idx]).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        cosine.step()
+    net.eval()
 
 
 def _fit_temperature(net: MatcherNet, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -412,24 +459,7 @@ def _train(
     y_tune = torch.tensor([label_of[e.relation] for e in tune])
 
     net = MatcherNet(len(names), config.hidden)
-    with torch.no_grad():
-        net.mean.copy_(x_fit.mean(0))
-        net.scale.copy_(x_fit.std(0).clamp(min=1e-3))
-    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
-    loss_fn = nn.CrossEntropyLoss(reduction="none")
-    generator = torch.Generator().manual_seed(config.seed)
-    net.train()
-    for _epoch in tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress):
-        order = torch.randperm(len(fit), generator=generator)
-        for start in range(0, len(fit), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            loss = (loss_fn(net.logits(x_fit[idx]), y_fit[idx]) * w_fit[idx]).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        schedule.step()
-    net.eval()
+    fit_weighted(net, list(net.parameters()), x_fit, y_fit, w_fit, config, "train", progress)
     temperature = _fit_temperature(net, x_tune, y_tune)
     with torch.no_grad():
         net.temperature.fill_(temperature)

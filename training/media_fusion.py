@@ -21,15 +21,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import nn
-from tqdm import tqdm
 
 from evaluation.splits import FIT, TUNE
 from inference.matcher_model import FusedMatcherNet, MatcherModel, MatcherNet
 from resolution.features import MEDIA_FEATURE_NAMES
 from resolution.matcher import RELATIONS
 from resolution.policy import DecisionPolicy
-from training.matcher import SignalExample, examples_matrix
+from training.matcher import SignalExample, examples_matrix, fit_weighted
 from training.promotion import as_served, decided_scores, decisions
 
 
@@ -75,26 +73,8 @@ def train_fusion_head(
     text = copy.deepcopy(base.net)
     text.requires_grad_(False)
     net = FusedMatcherNet(text, names, config.hidden)
-    with torch.no_grad():
-        net.mean.copy_(x_fit.mean(0))
-        net.scale.copy_(x_fit.std(0).clamp(min=1e-3))
-    head = list(net.head.parameters())
-    optimiser = torch.optim.AdamW(head, lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
-    loss_fn = nn.CrossEntropyLoss(reduction="none")
-    generator = torch.Generator().manual_seed(config.seed)
-    net.train()
-    text.eval()  # frozen: no dropout or statistics change in the base
-    for _epoch in tqdm(range(config.epochs), desc="media head", unit="epoch", disable=not progress):
-        order = torch.randperm(len(fit), generator=generator)
-        for start in range(0, len(fit), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            loss = (loss_fn(net.logits(x_fit[idx]), y_fit[idx]) * w_fit[idx]).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        schedule.step()
-    net.eval()
+    # Only the head's parameters move; the base has no dropout or batch statistics to change.
+    fit_weighted(net, list(net.head.parameters()), x_fit, y_fit, w_fit, config, "media head", progress)
     fused = MatcherModel(net, names, base.thresholds, {})
     metadata: dict[str, Any] = {
         "base": {"version": base.version, "thresholds": asdict(base.thresholds)},
