@@ -380,13 +380,13 @@ def _trained_on(candidate: Path) -> dict[str, Any]:
     return (MatcherModel.load(candidate).metadata.get("provenance") or {}).get("data") or {}
 
 
-def _gate_datasets(args: argparse.Namespace, candidate: Path) -> list[Path]:
+def _gate_datasets(args: argparse.Namespace, data: dict[str, Any]) -> list[Path]:
+    """``--dataset``, or the sets the candidate trained on (``data``: its provenance)."""
     if args.dataset:
         return [Path(d) for d in args.dataset]
     from training.matcher import MEDIA_PROVENANCE
 
     # A media set trained on is judged by a held-out (valid) media set instead (_gate_media_sets).
-    data = _trained_on(candidate)
     return [
         Path(v["path"])
         for k, v in data.items()
@@ -394,14 +394,14 @@ def _gate_datasets(args: argparse.Namespace, candidate: Path) -> list[Path]:
     ]
 
 
-def _gate_media_sets(args: argparse.Namespace, candidate: Path) -> list[Path]:
+def _gate_media_sets(args: argparse.Namespace, data: dict[str, Any]) -> list[Path]:
     """``--media-set``, or, for a candidate trained on media sets, the held-out valid set
     (``media.generated_set.VALID_SEED``), built where missing."""
     from training.matcher import MEDIA_PROVENANCE
 
     if args.media_set:
         return [Path(d) for d in args.media_set]
-    if not any(k.startswith(MEDIA_PROVENANCE) for k in _trained_on(candidate)):
+    if not any(k.startswith(MEDIA_PROVENANCE) for k in data):
         return []
     from media.generated_set import VALID_SEED, VALID_SIZE, generate
 
@@ -424,9 +424,10 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     verdict = None
     if served.serving is not None and repository.serving_dir() is not None:
-        dirs = _gate_datasets(args, repository.version_dir(candidate))
+        trained_on = _trained_on(repository.version_dir(candidate))
+        dirs = _gate_datasets(args, trained_on)
         feedback = _replayed_feedback(settings) if args.feedback else None
-        media_sets = _gate_media_sets(args, repository.version_dir(candidate))
+        media_sets = _gate_media_sets(args, trained_on)
         media_reader = None
         if media_sets:
             from content_resolver.composition import build_media_reader

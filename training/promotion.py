@@ -255,7 +255,7 @@ def held_out_examples(
     from evaluation.pair_examples import dataset_examples
     from evaluation.splits import VALID
     from resolution.normalise import normalise
-    from training.matcher import feedback_labels, sample_dataset
+    from training.matcher import MEDIA_PROVENANCE, feedback_labels, sample_dataset
 
     datasets = [load_dataset(Path(d)) for d in dataset_dirs]
     datasets.append(sample_dataset(sample_seed, sample_songs))
@@ -279,7 +279,7 @@ def held_out_examples(
         if media_reader is None:
             raise ValueError("held-out media sets need a media reader (the media step is off)")
         for folder in media_sets:
-            name = f"media:{Path(folder).name}"
+            name = f"{MEDIA_PROVENANCE}{Path(folder).name}"  # as training names the sets it read
             found = media_set_pairs(Path(folder), encoder, media_reader, frozenset({"valid"}), name)
             examples.extend(found.examples)
             used[name] = {"pairs": len(found.examples), "sha256": found.provenance["items_sha256"]}
