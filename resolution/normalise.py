@@ -674,7 +674,8 @@ class NormalisedItem:
 
 
 # Titles that carry no name: a track number, "null", one character.
-PLACEHOLDER_TITLES = frozenset({"", "null", "none", "unknown", "untitled", "na", "n a", "track"})
+# "unk" is how one feed abbreviates "unknown" ("Unk."), in the title as in the artist field.
+PLACEHOLDER_TITLES = frozenset({"", "null", "none", "unknown", "unk", "untitled", "na", "n a", "track"})
 
 
 def is_placeholder_title(title_core: str) -> bool:

@@ -488,6 +488,7 @@ def test_normalised_item_keys_and_text() -> None:
     [
         ("004", ("warsoul",), "", "by warsoul"),  # a track number standing in for a lost title
         ("null", (), "drop dead gorgeous", "from drop dead gorgeous"),
+        ("unk", ("athenea",), "", "by athenea"),  # one feed's "Unk.", as in its artist field
         ("", ("tea leaf green",), "", "by tea leaf green"),
         ("679", ("fetty wap",), "", "679 by fetty wap"),  # a song named by digits keeps its name
         ("45", ("shinedown",), "", "45 by shinedown"),
@@ -499,7 +500,7 @@ def test_embed_text_leaves_out_a_stand_in_title(
 ) -> None:
     norm = NormalisedItem(content_id="1", kind="recording", title_core=title_core, artists=artists, release=release)
     assert norm.embed_text == embedded
-    assert title_stands_in(title_core) == (title_core in ("004", "null", "", "017"))
+    assert title_stands_in(title_core) == (title_core in ("004", "null", "unk", "", "017"))
 
 
 def test_meta_round_trip_is_exact_and_compact() -> None:
